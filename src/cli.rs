@@ -1,0 +1,55 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::settings::Sources;
+
+/// Palisade: a secure-by-default API server.
+///
+/// Settings come from built-in defaults, then a TOML file, then `.env`,
+/// then the environment, then these flags. `palisade check-config` shows
+/// the result.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, long_about)]
+pub struct Cli {
+    /// A TOML settings file (else the file named by PALISADE_CONFIG, if any).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The data folder: embedded database and generated signing secret
+    /// (overrides server.data_dir / PALISADE_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (default 127.0.0.1:8000) until SIGINT or SIGTERM, then
+    /// drain in-flight requests within server.shutdown_timeout.
+    Serve {
+        /// Listen address (overrides server.bind / PALISADE_BIND).
+        #[arg(long, value_name = "HOST:PORT")]
+        bind: Option<String>,
+    },
+    /// Load and validate the settings, print the effective configuration
+    /// with secrets redacted and any warnings; exit non-zero on any error.
+    CheckConfig,
+}
+
+impl Cli {
+    /// The settings sources of this invocation.
+    pub fn sources(&self) -> Sources {
+        let mut sources = Sources::from_process();
+        sources.config_file.clone_from(&self.config);
+        sources.data_dir.clone_from(&self.data_dir);
+        if let Command::Serve { bind } = &self.command {
+            sources.bind.clone_from(bind);
+        }
+        sources
+    }
+}

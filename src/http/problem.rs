@@ -1,0 +1,50 @@
+//! Turns every bare error response (no JSON body: a 404 or 405 from the
+//! router, a 413 from the body limit, a 500 from anywhere) into problem
+//! details, so that clients see one error shape whatever produced it.
+//! JSON error bodies are left alone (they are problem details already, or
+//! the token endpoint's RFC 6749 errors), except a 500 that is not our own
+//! problem body: that is replaced by the generic one.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::header;
+
+use crate::error::Problem;
+
+/// The middleware.
+pub async fn layer(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map_or((false, false), |ct| {
+            (
+                ct.starts_with("application/json"),
+                ct.starts_with(crate::error::PROBLEM_JSON),
+            )
+        });
+    // A 500 must never say more than the generic text: only our own
+    // problem body (which says exactly that) passes.
+    let keep = match is_json {
+        (_, true) => true,
+        (true, false) => status != http::StatusCode::INTERNAL_SERVER_ERROR,
+        (false, false) => false,
+    };
+    if keep {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let rendered = Problem::for_status(status).into_response();
+    let (new_parts, body) = rendered.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &new_parts.headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    Response::from_parts(parts, body)
+}

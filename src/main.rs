@@ -1,0 +1,65 @@
+//! The `palisade` binary: parses the command line, loads the settings,
+//! starts telemetry and runs the chosen command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use palisade::cli::{Cli, Command};
+use palisade::settings::Settings;
+use palisade::startup::Application;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.sources()) {
+        Ok(settings) => settings,
+        Err(problems) => {
+            eprintln!(
+                "palisade: refusing to start; the settings have {} problem(s):",
+                problems.len()
+            );
+            for problem in problems {
+                eprintln!("  - {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => palisade::check_config::run(&settings),
+        Command::Serve { .. } => serve(settings),
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    palisade::telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("palisade: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let app = match Application::build(settings).await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!("cannot start: {e:#}");
+                eprintln!("palisade: cannot start: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
+        match app.local_addr() {
+            Ok(addr) => tracing::info!(%addr, "listening"),
+            Err(e) => tracing::warn!("cannot read the listen address: {e}"),
+        }
+        match app.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("server error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,46 @@
+//! The routes of the API. Each handler carries its OpenAPI annotation and
+//! is registered through `OpenApiRouter::routes`, so the document served at
+//! `/openapi.json` is built from the router itself and cannot drift.
+
+pub mod data;
+pub mod docs;
+pub mod health;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// Every documented route.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(data::get_data))
+}
+
+/// `"METHOD /path"` of every route this server has, as the rate-limit
+/// route table names them.
+pub fn route_keys() -> Vec<String> {
+    let (_, openapi) = api().split_for_parts();
+    let mut keys = Vec::new();
+    for (path, item) in &openapi.paths.paths {
+        let methods = [
+            ("GET", item.get.is_some()),
+            ("PUT", item.put.is_some()),
+            ("POST", item.post.is_some()),
+            ("DELETE", item.delete.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("HEAD", item.head.is_some()),
+            ("OPTIONS", item.options.is_some()),
+        ];
+        for (method, present) in methods {
+            if present {
+                keys.push(format!("{method} {path}"));
+            }
+        }
+    }
+    keys.extend(docs::ROUTES.iter().map(|r| (*r).to_owned()));
+    keys
+}

@@ -1,0 +1,158 @@
+//! Building and running the application: it binds its own listener and
+//! reports its address, so tests run it on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::ratelimit::RateLimiter;
+use crate::routes;
+use crate::settings::{Settings, SigningSecret, secret};
+use crate::state::AppState;
+
+/// A server, bound and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Checks what only a running server can check, binds the listener and
+    /// assembles the router.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let _secret = signing_secret(&settings)?;
+        let (limiter, _) = RateLimiter::from_settings(&settings.rate_limit, &routes::route_keys())
+            .map_err(|unknown| {
+                let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!(list.join("; "))
+            })?;
+        let state = AppState {
+            settings: Arc::new(settings),
+            limiter: Arc::new(limiter),
+        };
+        let bind = state.settings.server.bind;
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        let router = crate::http::router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The address the server listens on (with the real port when the
+    /// settings asked for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then stops accepting connections and
+    /// lets in-flight requests finish for at most the shutdown timeout.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let limiter = Arc::clone(&self.state.limiter);
+        let every = self.state.settings.rate_limit.sweep_interval;
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                limiter.store().sweep();
+            }
+        });
+
+        let stopping = Arc::new(Notify::new());
+        let signal = Arc::clone(&stopping);
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            signal.notify_one();
+        });
+        let drain_limit = self.state.settings.server.shutdown_timeout;
+        let result = tokio::select! {
+            result = serve => result,
+            () = async { stopping.notified().await; tokio::time::sleep(drain_limit).await } => {
+                tracing::warn!(limit = ?drain_limit, "in-flight requests did not finish in time; stopping anyway");
+                Ok(())
+            }
+        };
+        sweeper.abort();
+        result
+    }
+}
+
+/// The configured signing secret, or for the embedded database one that is
+/// generated once into the data folder. Instances sharing PostgreSQL must
+/// share a configured secret.
+pub fn signing_secret(settings: &Settings) -> anyhow::Result<SigningSecret> {
+    if let Some(secret) = &settings.auth.jwt_secret {
+        return Ok(secret.clone());
+    }
+    if settings.database.url.is_some() && !embedded(settings) {
+        anyhow::bail!(
+            "PALISADE_JWT_SECRET (or PALISADE_JWT_SECRET_FILE) is required with a shared database: every instance must sign with the same secret"
+        );
+    }
+    let dir = &settings.server.data_dir;
+    let (secret, created) = secret::load_or_generate(dir).with_context(|| {
+        format!(
+            "cannot read or create the signing secret in {}",
+            dir.display()
+        )
+    })?;
+    if created {
+        tracing::info!(path = %secret::secret_path(dir).display(), "generated a new 256-bit signing secret (mode 0600)");
+    }
+    Ok(secret)
+}
+
+fn embedded(settings: &Settings) -> bool {
+    use secrecy::ExposeSecret;
+    settings
+        .database
+        .url
+        .as_ref()
+        .is_none_or(|u| u.expose_secret().starts_with("sqlite:"))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
