@@ -1,0 +1,143 @@
+//! Every error the stack produces is problem+json, and a 500 says nothing.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use palisade::http::extract::ApiJson;
+use serde::Deserialize;
+
+use crate::helpers::{problem, spawn_app, spawn_stack};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Echo {
+    #[allow(dead_code)]
+    text: String,
+}
+
+/// A handler that panics with something secret in the message.
+pub async fn boom() -> &'static str {
+    panic!("database password is hunter2")
+}
+
+fn test_routes() -> Router {
+    Router::new()
+        .route("/boom", get(boom))
+        .route("/slow", get(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "late"
+        }))
+        .route("/echo", post(|ApiJson(_): ApiJson<Echo>| async { "ok" }))
+}
+
+#[tokio::test]
+async fn a_panic_answers_the_generic_500_with_the_request_id_and_nothing_else() {
+    let app = spawn_stack(test_routes(), &[]).await;
+    let response = app.get("/boom").await;
+    let body = problem(response, 500).await;
+    assert_eq!(body["detail"], "An internal error occurred");
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["detail", "request_id", "status", "title", "type"]);
+    assert!(!body.to_string().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413() {
+    let app = spawn_stack(test_routes(), &[("PALISADE_BODY_LIMIT", "1024")]).await;
+    let big = format!("{{\"text\": \"{}\"}}", "x".repeat(4096));
+    let response = app
+        .client
+        .post(app.url("/echo"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    problem(response, 413).await;
+}
+
+#[tokio::test]
+async fn a_streamed_body_over_the_limit_is_refused_with_413() {
+    let app = spawn_stack(test_routes(), &[("PALISADE_BODY_LIMIT", "1024")]).await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(b"{\"text\": \"".to_vec()), Ok(vec![b'x'; 4096]), Ok(b"\"}".to_vec())];
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = app
+        .client
+        .post(app.url("/echo"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    problem(response, 413).await;
+}
+
+#[tokio::test]
+async fn the_default_body_limit_is_one_mebibyte() {
+    let app = spawn_stack(test_routes(), &[]).await;
+    let big = format!("{{\"text\": \"{}\"}}", "x".repeat(1024 * 1024));
+    let response = app
+        .client
+        .post(app.url("/echo"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    problem(response, 413).await;
+}
+
+#[tokio::test]
+async fn a_body_of_the_wrong_content_type_is_refused_with_415() {
+    let app = spawn_stack(test_routes(), &[]).await;
+    let response = app
+        .client
+        .post(app.url("/echo"))
+        .header("content-type", "text/plain")
+        .body("{\"text\": \"hi\"}")
+        .send()
+        .await
+        .unwrap();
+    problem(response, 415).await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_an_unknown_field_is_422_naming_it() {
+    let app = spawn_stack(test_routes(), &[]).await;
+    let send = |body: &'static str| {
+        app.client
+            .post(app.url("/echo"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    problem(send("{not json").await.unwrap(), 400).await;
+    let body = problem(send("{\"text\": \"a\", \"role\": \"admin\"}").await.unwrap(), 422).await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("role"), "{body}");
+    assert_eq!(send("{\"text\": \"a\"}").await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_that_takes_too_long_answers_503() {
+    let app = spawn_stack(test_routes(), &[("PALISADE_REQUEST_TIMEOUT", "200ms")]).await;
+    let response = app.get("/slow").await;
+    assert!(response.headers().contains_key("retry-after"));
+    problem(response, 503).await;
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_problems() {
+    let app = spawn_app(&[]).await;
+    problem(app.get("/nothing/here").await, 404).await;
+    let response = app.client.put(app.url("/api/data")).send().await.unwrap();
+    assert!(response.headers().contains_key("allow"));
+    problem(response, 405).await;
+}
+
+#[tokio::test]
+async fn health_probes_answer() {
+    let app = spawn_app(&[]).await;
+    assert_eq!(app.get("/health/live").await.status(), 200);
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+}

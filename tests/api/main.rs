@@ -1,0 +1,11 @@
+//! The integration tests: real HTTP over loopback sockets against servers
+//! started on port 0, each with its own data folder.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod binary;
+mod cors;
+mod docs;
+mod errors;
+mod headers;
+mod helpers;
+mod limits;
