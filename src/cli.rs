@@ -39,6 +39,24 @@ pub enum Command {
     /// Load and validate the settings, print the effective configuration
     /// with secrets redacted and any warnings; exit non-zero on any error.
     CheckConfig,
+    /// Apply the database migrations and exit (`serve` also applies them).
+    Migrate,
+    /// Create a super_admin account: the only way to make one.
+    CreateAdmin {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        /// The account's username (3-50 of A-Z a-z 0-9 _).
+        #[arg(long)]
+        username: String,
+        /// The display name (default: the username).
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from one line of standard input instead of
+        /// prompting twice.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 impl Cli {

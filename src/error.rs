@@ -186,3 +186,17 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<sqlx::Error> for ApiError {
+    /// A database that cannot be reached is a 503 (nothing was changed);
+    /// anything else is an internal error, logged with its cause.
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                Self::Unavailable("The database is unavailable; try again shortly".into())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}

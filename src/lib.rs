@@ -2,11 +2,17 @@
 //!
 //! The module list is the architecture (see `docs/architecture.md`):
 //! cross-cutting HTTP layers in [`http`] and [`ratelimit`] know nothing
-//! about users or databases; [`routes`] own the endpoints; [`settings`] is
-//! the only place that reads the environment.
+//! about users or databases; the domain modules [`accounts`] and
+//! [`tokens`] own their routes, built on [`auth`] and [`domain`]; all SQL
+//! lives in [`storage`]; [`settings`] is the only place that reads the
+//! environment.
 
+pub mod accounts;
+pub mod admin_cli;
+pub mod auth;
 pub mod check_config;
 pub mod cli;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod ratelimit;
@@ -14,7 +20,9 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
+pub mod tokens;
 
 pub use error::{ApiError, Result};
 pub use startup::Application;

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use palisade::admin_cli::PasswordSource;
 use palisade::cli::{Cli, Command};
 use palisade::settings::Settings;
 use palisade::startup::Application;
@@ -26,6 +27,39 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig => palisade::check_config::run(&settings),
         Command::Serve { .. } => serve(settings),
+        Command::Migrate => block_on(palisade::admin_cli::migrate(settings)),
+        Command::CreateAdmin {
+            email,
+            username,
+            name,
+            password_stdin,
+        } => {
+            let source = if password_stdin {
+                PasswordSource::Stdin
+            } else {
+                PasswordSource::Prompt
+            };
+            block_on(palisade::admin_cli::create_admin(
+                settings,
+                &email,
+                &username,
+                name.as_deref(),
+                source,
+            ))
+        }
+    }
+}
+
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("palisade: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -10,10 +10,16 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::auth::extractor::bearer;
+use crate::auth::hashing::Hasher;
+use crate::auth::jwt::AccessTokens;
+use crate::auth::throttle::LoginThrottle;
+use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
 use crate::routes;
 use crate::settings::{Settings, SigningSecret, secret};
 use crate::state::AppState;
+use crate::storage::Db;
 
 /// A server, bound and ready to run.
 #[derive(Debug)]
@@ -23,20 +29,46 @@ pub struct Application {
     state: AppState,
 }
 
+/// Builds the shared state: database (migrated), keys, hashing pool,
+/// limiter. Used by `serve` and by the operator commands.
+pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let secret = signing_secret(&settings)?;
+    let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
+    db.migrate().await?;
+    let tokens = Arc::new(AccessTokens::new(&secret, &settings.auth));
+    let (limiter, _) = RateLimiter::from_settings(&settings.rate_limit, &routes::route_keys())
+        .map_err(|unknown| {
+            let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(list.join("; "))
+        })?;
+    // User-keyed limits count the verified `sub`, checked without I/O.
+    let verifier = Arc::clone(&tokens);
+    let limiter = limiter.with_subject_resolver(Arc::new(move |headers| {
+        let token = bearer(headers).ok().flatten()?;
+        verifier.verify(token).ok().map(|claims| claims.sub)
+    }));
+    let auth = &settings.auth;
+    let hasher = Hasher::new(auth.argon2, auth.hash_concurrency, auth.hash_queue)?;
+    let throttle = LoginThrottle::new(
+        auth.failed_login_free,
+        auth.failed_login_max_delay,
+        settings.rate_limit.max_keys,
+    );
+    Ok(AppState {
+        passwords: Arc::new(PasswordPolicy::new(auth.password_composition_rules)),
+        settings: Arc::new(settings),
+        limiter: Arc::new(limiter),
+        db,
+        tokens,
+        hasher: Arc::new(hasher),
+        throttle: Arc::new(throttle),
+    })
+}
+
 impl Application {
-    /// Checks what only a running server can check, binds the listener and
-    /// assembles the router.
+    /// Builds the state, binds the listener and assembles the router.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let _secret = signing_secret(&settings)?;
-        let (limiter, _) = RateLimiter::from_settings(&settings.rate_limit, &routes::route_keys())
-            .map_err(|unknown| {
-                let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
-                anyhow::anyhow!(list.join("; "))
-            })?;
-        let state = AppState {
-            settings: Arc::new(settings),
-            limiter: Arc::new(limiter),
-        };
+        let state = build_state(settings).await?;
         let bind = state.settings.server.bind;
         let listener = TcpListener::bind(bind)
             .await
@@ -53,6 +85,11 @@ impl Application {
     /// settings asked for port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The application state (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// Serves until SIGINT or SIGTERM, then drains.
@@ -101,16 +138,11 @@ impl Application {
 }
 
 /// The configured signing secret, or for the embedded database one that is
-/// generated once into the data folder. Instances sharing PostgreSQL must
-/// share a configured secret.
+/// generated once into the data folder. (Settings validation already
+/// refuses a shared database without a configured secret.)
 pub fn signing_secret(settings: &Settings) -> anyhow::Result<SigningSecret> {
     if let Some(secret) = &settings.auth.jwt_secret {
         return Ok(secret.clone());
-    }
-    if settings.database.url.is_some() && !embedded(settings) {
-        anyhow::bail!(
-            "PALISADE_JWT_SECRET (or PALISADE_JWT_SECRET_FILE) is required with a shared database: every instance must sign with the same secret"
-        );
     }
     let dir = &settings.server.data_dir;
     let (secret, created) = secret::load_or_generate(dir).with_context(|| {
@@ -123,15 +155,6 @@ pub fn signing_secret(settings: &Settings) -> anyhow::Result<SigningSecret> {
         tracing::info!(path = %secret::secret_path(dir).display(), "generated a new 256-bit signing secret (mode 0600)");
     }
     Ok(secret)
-}
-
-fn embedded(settings: &Settings) -> bool {
-    use secrecy::ExposeSecret;
-    settings
-        .database
-        .url
-        .as_ref()
-        .is_none_or(|u| u.expose_secret().starts_with("sqlite:"))
 }
 
 async fn shutdown_signal() {

@@ -36,12 +36,45 @@ frame-ancestors 'none'";
         description = "A secure-by-default API server: accounts, OAuth2 password login, JWT access tokens, rotating refresh tokens, rate limits."
     ),
     components(schemas(Problem, FieldError)),
+    modifiers(&SecuritySchemes),
     tags(
+        (name = "auth", description = "OAuth2 password login, refresh, revocation, logout"),
+        (name = "accounts", description = "Registration and the caller's own account"),
         (name = "operations", description = "Health probes"),
         (name = "samples", description = "Rate-limit showcase resources"),
     )
 )]
 pub struct ApiDoc;
+
+/// `bearer` (a JWT in `Authorization`) and `oauth2` (the password flow of
+/// `/auth/token`, which Swagger UI's Authorize button drives).
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new(
+                "/auth/token",
+                Scopes::new(),
+            ))])),
+        );
+    }
+}
 
 /// `/openapi.json` and the Swagger UI.
 pub fn router<S: Clone + Send + Sync + 'static>(openapi: utoipa::openapi::OpenApi) -> Router<S> {

@@ -1,9 +1,11 @@
 //! Liveness and readiness probes.
 
 use axum::Json;
+use axum::extract::State;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
 
 /// The body of both probes.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -25,6 +27,15 @@ pub async fn live() -> Json<Health> {
         (status = 200, description = "Ready to serve", body = Health),
         (status = 503, description = "A dependency does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn ready() -> Result<Json<Health>> {
-    Ok(Json(Health { status: "ok" }))
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>> {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await {
+        Ok(Ok(())) => Ok(Json(Health { status: "ok" })),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            Err(ApiError::Unavailable("The database does not answer".into()))
+        }
+        Err(_) => Err(ApiError::Unavailable(
+            "The database does not answer in time".into(),
+        )),
+    }
 }

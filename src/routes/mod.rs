@@ -2,6 +2,7 @@
 //! is registered through `OpenApiRouter::routes`, so the document served at
 //! `/openapi.json` is built from the router itself and cannot drift.
 
+pub mod ai;
 pub mod data;
 pub mod docs;
 pub mod health;
@@ -10,7 +11,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::accounts::{profile, register};
 use crate::state::AppState;
+use crate::tokens::routes as tokens;
 
 /// Every documented route.
 pub fn api() -> OpenApiRouter<AppState> {
@@ -18,6 +21,15 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(data::get_data))
+        .routes(routes!(register::register))
+        .routes(routes!(tokens::token))
+        .routes(routes!(tokens::login))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::logout))
+        .routes(routes!(profile::get_profile, profile::patch_profile))
+        .routes(routes!(profile::change_password))
+        .routes(routes!(profile::delete_account))
+        .routes(routes!(ai::generate))
 }
 
 /// `"METHOD /path"` of every route this server has, as the rate-limit

@@ -25,6 +25,7 @@ pub use load::Sources;
 pub use raw::RawSettings;
 pub use secret::SigningSecret;
 
+use crate::domain::Role;
 use crate::ratelimit::spec::Spec;
 
 /// The whole, validated configuration.
@@ -68,12 +69,37 @@ pub struct LogSettings {
 pub struct DatabaseSettings {
     /// `None` means the embedded SQLite file in the data folder.
     pub url: Option<SecretString>,
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     /// `None` means "generate one into the data folder on first start".
     pub jwt_secret: Option<SigningSecret>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_lifetime: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub leeway: Duration,
+    pub self_registration_roles: Vec<Role>,
+    pub password_composition_rules: bool,
+    pub argon2: Argon2Settings,
+    /// Hashes computed at once.
+    pub hash_concurrency: usize,
+    /// Hashes allowed to wait.
+    pub hash_queue: usize,
+    pub failed_login_free: u32,
+    pub failed_login_max_delay: Duration,
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
 }
 
 /// Which origins may call the API from a browser.
@@ -158,7 +184,17 @@ impl Settings {
         if self.server.bind.ip().is_unspecified() && self.server.trusted_proxies.is_empty() {
             out.push("listening on all interfaces with no trusted proxies: make sure TLS terminates in front".into());
         }
-        if self.auth.jwt_secret.is_none() && self.database.url.is_none() {
+        let a = self.auth.argon2;
+        if a.memory_kib < 19_456 || a.iterations < 2 {
+            out.push(format!(
+                "auth.argon2_* (m={} KiB, t={}) is below OWASP's m=19456 KiB, t=2",
+                a.memory_kib, a.iterations
+            ));
+        }
+        if self.auth.password_composition_rules {
+            out.push("auth.password_composition_rules is on: NIST SP 800-63B and ASVS 5.0 advise against composition rules".into());
+        }
+        if self.auth.jwt_secret.is_none() {
             out.push(format!(
                 "no signing secret configured: one is generated once into {}",
                 secret::secret_path(&self.server.data_dir).display()

@@ -63,22 +63,74 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawDatabase {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<Redacted>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url_file: Option<String>,
+    pub max_connections: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawAuth {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_secret: Option<Redacted>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_secret_file: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl: String,
+    pub refresh_token_ttl: String,
+    pub session_lifetime: String,
+    pub refresh_reuse_grace: String,
+    pub leeway: String,
+    pub self_registration_roles: Vec<String>,
+    pub password_composition_rules: bool,
+    pub argon2_memory_kib: i64,
+    pub argon2_iterations: i64,
+    pub argon2_parallelism: i64,
+    pub hash_concurrency: i64,
+    pub hash_queue: i64,
+    pub failed_login_free: i64,
+    pub failed_login_max_delay: String,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_secret_file: None,
+            issuer: "palisade".into(),
+            audience: "palisade".into(),
+            access_token_ttl: "15m".into(),
+            refresh_token_ttl: "7d".into(),
+            session_lifetime: "30d".into(),
+            refresh_reuse_grace: "0s".into(),
+            leeway: "30s".into(),
+            self_registration_roles: vec!["user".into(), "editor".into()],
+            password_composition_rules: false,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hash_concurrency: 0,
+            hash_queue: 64,
+            failed_login_free: 5,
+            failed_login_max_delay: "15m".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,10 +212,19 @@ pub struct RawRateLimit {
 pub const DEFAULT_POLICIES: &[(&str, &str)] = &[
     ("default", "120/minute per ip"),
     ("data", "10/minute per ip"),
+    ("login", "5/minute per ip"),
+    ("register", "10/hour per ip"),
+    ("ai", "10/hour per user"),
 ];
 
 /// The built-in route table.
-pub const DEFAULT_ROUTES: &[(&str, &str)] = &[("GET /api/data", "data")];
+pub const DEFAULT_ROUTES: &[(&str, &str)] = &[
+    ("GET /api/data", "data"),
+    ("POST /auth/token", "login"),
+    ("POST /auth/login", "login"),
+    ("POST /auth/register", "register"),
+    ("POST /ai/generate", "ai"),
+];
 
 impl Default for RawRateLimit {
     fn default() -> Self {

@@ -71,11 +71,13 @@ impl SigningSecret {
         Ok(Self(SecretSlice::from(trimmed.as_bytes().to_vec())))
     }
 
-    /// 256 bits from the operating system's RNG.
+    /// 256 bits from the operating system's RNG, as 64 hex characters.
+    /// The key is that text, exactly as a configured secret is its text,
+    /// so the file's contents can be copied into `PALISADE_JWT_SECRET`.
     pub fn generate() -> std::io::Result<Self> {
-        let mut bytes = vec![0u8; 32];
+        let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
-        Ok(Self(SecretSlice::from(bytes)))
+        Ok(Self(SecretSlice::from(hex::encode(bytes).into_bytes())))
     }
 
     /// The key bytes, for the signer only.
@@ -112,7 +114,7 @@ pub fn load_or_generate(data_dir: &Path) -> std::io::Result<(SigningSecret, bool
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
             let secret = SigningSecret::generate()?;
-            write_private(&path, hex::encode(secret.expose()).as_bytes())?;
+            write_private(&path, secret.expose())?;
             Ok((secret, true))
         }
         Err(e) => Err(e),
@@ -168,7 +170,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (first, created) = load_or_generate(dir.path()).unwrap();
         assert!(created);
-        assert_eq!(first.expose().len(), 32);
+        assert_eq!(first.expose().len(), 64);
+        assert_eq!(
+            std::fs::read(secret_path(dir.path())).unwrap(),
+            first.expose()
+        );
         let (second, created) = load_or_generate(dir.path()).unwrap();
         assert!(!created);
         assert_eq!(first.expose(), second.expose());

@@ -30,6 +30,16 @@ pub(super) fn validate(raw: RawSettings) -> Result<Settings, Vec<String>> {
     let log = log(&raw, &mut p);
     let database = database(&raw, &mut p);
     let auth = auth(&raw, &mut p);
+    if let (Some(db), Some(auth)) = (&database, &auth) {
+        use secrecy::ExposeSecret;
+        let shared = db
+            .url
+            .as_ref()
+            .is_some_and(|u| !u.expose_secret().starts_with("sqlite:"));
+        if shared && auth.jwt_secret.is_none() {
+            p.0.push("auth.jwt_secret: PALISADE_JWT_SECRET (or PALISADE_JWT_SECRET_FILE) is required with a shared database, so every instance signs with the same secret".into());
+        }
+    }
     let cors = cors(&raw, &mut p);
     let headers = headers(&raw, &mut p);
     let rate_limit = rate_limit(&raw, &mut p);
@@ -184,26 +194,125 @@ fn database(raw: &RawSettings, p: &mut Problems) -> Option<DatabaseSettings> {
             ));
         }
     }
+    let max_connections = p.check(
+        "database.max_connections",
+        in_range(raw.database.max_connections, 1, 1000),
+    )?;
     Some(DatabaseSettings {
         url: url.map(SecretString::from),
+        max_connections: u32::try_from(max_connections).ok()?,
     })
 }
 
 fn auth(raw: &RawSettings, p: &mut Problems) -> Option<AuthSettings> {
+    let a = &raw.auth;
     let secret = secret_source(
         "auth.jwt_secret",
-        raw.auth.jwt_secret.as_ref().map(|r| r.0.as_str()),
-        raw.auth.jwt_secret_file.as_deref(),
+        a.jwt_secret.as_ref().map(|r| r.0.as_str()),
+        a.jwt_secret_file.as_deref(),
         p,
-    )?;
+    );
     let jwt_secret = match secret {
-        Some(text) => Some(p.check(
+        Some(Some(text)) => p.check(
             "auth.jwt_secret (PALISADE_JWT_SECRET)",
             SigningSecret::parse(&text),
-        )?),
-        None => None,
+        ),
+        _ => None,
     };
-    Some(AuthSettings { jwt_secret })
+    let non_empty = |key: &str, v: &str, p: &mut Problems| {
+        p.check(
+            key,
+            if v.trim().is_empty() {
+                Err("must not be empty")
+            } else {
+                Ok(v.trim().to_owned())
+            },
+        )
+    };
+    let issuer = non_empty("auth.issuer", &a.issuer, p);
+    let audience = non_empty("auth.audience", &a.audience, p);
+    let access = p.check("auth.access_token_ttl", duration(&a.access_token_ttl));
+    let refresh = p.check("auth.refresh_token_ttl", duration(&a.refresh_token_ttl));
+    let session = p.check("auth.session_lifetime", duration(&a.session_lifetime));
+    let grace = p.check(
+        "auth.refresh_reuse_grace",
+        humantime::parse_duration(&a.refresh_reuse_grace).map_err(|e| e.to_string()),
+    );
+    let leeway = p.check(
+        "auth.leeway",
+        humantime::parse_duration(&a.leeway).map_err(|e| e.to_string()),
+    );
+    let mut roles = Vec::new();
+    for name in &a.self_registration_roles {
+        match name.parse::<Role>() {
+            Ok(role) if role <= Role::Editor => roles.push(role),
+            Ok(role) => p.0.push(format!(
+                "auth.self_registration_roles: {role} can never be self-assigned"
+            )),
+            Err(e) => p.0.push(format!("auth.self_registration_roles: {e}")),
+        }
+    }
+    if roles.is_empty() {
+        p.0.push("auth.self_registration_roles: name at least one of user, editor".into());
+    }
+    let memory = p.check(
+        "auth.argon2_memory_kib",
+        in_range(a.argon2_memory_kib, 8, 4 * 1024 * 1024),
+    );
+    let iterations = p.check(
+        "auth.argon2_iterations",
+        in_range(a.argon2_iterations, 1, 100),
+    );
+    let parallelism = p.check(
+        "auth.argon2_parallelism",
+        in_range(a.argon2_parallelism, 1, 64),
+    );
+    let concurrency = p.check(
+        "auth.hash_concurrency",
+        in_range(a.hash_concurrency, 0, 1024),
+    );
+    let queue = p.check("auth.hash_queue", in_range(a.hash_queue, 0, 100_000));
+    let free = p.check(
+        "auth.failed_login_free",
+        in_range(a.failed_login_free, 1, 100),
+    );
+    let max_delay = p.check(
+        "auth.failed_login_max_delay",
+        duration(&a.failed_login_max_delay),
+    );
+    if let (Some(access), Some(refresh), Some(session)) = (access, refresh, session) {
+        if access >= refresh {
+            p.0.push("auth.access_token_ttl: must be shorter than auth.refresh_token_ttl".into());
+        }
+        if refresh > session {
+            p.0.push(
+                "auth.refresh_token_ttl: must not be longer than auth.session_lifetime".into(),
+            );
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let concurrency = usize::try_from(concurrency?).ok()?;
+    Some(AuthSettings {
+        jwt_secret,
+        issuer: issuer?,
+        audience: audience?,
+        access_token_ttl: access?,
+        refresh_token_ttl: refresh?,
+        session_lifetime: session?,
+        refresh_reuse_grace: grace?,
+        leeway: leeway?,
+        self_registration_roles: roles,
+        password_composition_rules: a.password_composition_rules,
+        argon2: Argon2Settings {
+            memory_kib: u32::try_from(memory?).ok()?,
+            iterations: u32::try_from(iterations?).ok()?,
+            parallelism: u32::try_from(parallelism?).ok()?,
+        },
+        hash_concurrency: if concurrency == 0 { cores } else { concurrency },
+        hash_queue: usize::try_from(queue?).ok()?,
+        failed_login_free: u32::try_from(free?).ok()?,
+        failed_login_max_delay: max_delay?,
+    })
 }
 
 /// An exact origin: `scheme://host[:port]`, nothing after it.

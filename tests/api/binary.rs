@@ -20,24 +20,41 @@ fn palisade(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Outpu
 fn refused(env: &[(&str, &str)], needle: &str) {
     let dir = tempfile::tempdir().unwrap();
     for command in ["serve", "check-config"] {
-        let out = palisade(&[command, "--bind", "127.0.0.1:0"][..if command == "serve" { 3 } else { 1 }], env, dir.path());
+        let out = palisade(
+            &[command, "--bind", "127.0.0.1:0"][..if command == "serve" { 3 } else { 1 }],
+            env,
+            dir.path(),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{command} {env:?} was not refused: {stderr}");
-        assert!(stderr.contains(needle), "{command}: {needle:?} not in {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{command} {env:?} was not refused: {stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{command}: {needle:?} not in {stderr}"
+        );
     }
 }
 
 #[test]
 fn a_wildcard_origin_with_credentials_stops_start_up() {
     refused(
-        &[("PALISADE_CORS_ALLOWED_ORIGINS", "*"), ("PALISADE_CORS_ALLOW_CREDENTIALS", "true")],
+        &[
+            ("PALISADE_CORS_ALLOWED_ORIGINS", "*"),
+            ("PALISADE_CORS_ALLOW_CREDENTIALS", "true"),
+        ],
         "cors.allowed_origins",
     );
 }
 
 #[test]
 fn a_short_secret_stops_start_up() {
-    refused(&[("PALISADE_JWT_SECRET", "tooshort")], "at least 32 are required");
+    refused(
+        &[("PALISADE_JWT_SECRET", "tooshort")],
+        "at least 32 are required",
+    );
 }
 
 #[test]
@@ -45,26 +62,48 @@ fn a_placeholder_secret_stops_start_up_without_being_echoed() {
     let secret = "changeme-changeme-changeme-changeme-1234";
     refused(&[("PALISADE_JWT_SECRET", secret)], "placeholder");
     let dir = tempfile::tempdir().unwrap();
-    let out = palisade(&["check-config"], &[("PALISADE_JWT_SECRET", secret)], dir.path());
+    let out = palisade(
+        &["check-config"],
+        &[("PALISADE_JWT_SECRET", secret)],
+        dir.path(),
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains(secret));
 }
 
 #[test]
 fn a_repeated_character_secret_stops_start_up() {
-    refused(&[("PALISADE_JWT_SECRET", &"x".repeat(48))], "auth.jwt_secret");
+    refused(
+        &[("PALISADE_JWT_SECRET", &"x".repeat(48))],
+        "auth.jwt_secret",
+    );
 }
 
 #[test]
 fn origins_with_a_path_or_trailing_slash_or_no_scheme_stop_start_up() {
-    refused(&[("PALISADE_CORS_ALLOWED_ORIGINS", "https://app.example/")], "trailing slash");
-    refused(&[("PALISADE_CORS_ALLOWED_ORIGINS", "https://app.example/app")], "path");
-    refused(&[("PALISADE_CORS_ALLOWED_ORIGINS", "app.example")], "scheme://host");
+    refused(
+        &[("PALISADE_CORS_ALLOWED_ORIGINS", "https://app.example/")],
+        "trailing slash",
+    );
+    refused(
+        &[("PALISADE_CORS_ALLOWED_ORIGINS", "https://app.example/app")],
+        "path",
+    );
+    refused(
+        &[("PALISADE_CORS_ALLOWED_ORIGINS", "app.example")],
+        "scheme://host",
+    );
 }
 
 #[test]
 fn a_bad_limit_spec_stops_start_up() {
-    refused(&[("PALISADE_RATE_LIMIT_POLICIES", "data=10/fortnight")], "rate_limit.policies.data");
-    refused(&[("PALISADE_RATE_LIMIT_ROUTES", "GET /api/dta=data")], "/api/dta");
+    refused(
+        &[("PALISADE_RATE_LIMIT_POLICIES", "data=10/fortnight")],
+        "rate_limit.policies.data",
+    );
+    refused(
+        &[("PALISADE_RATE_LIMIT_ROUTES", "GET /api/dta=data")],
+        "/api/dta",
+    );
 }
 
 #[test]
@@ -93,18 +132,34 @@ fn a_secret_file_is_read_and_check_config_redacts_secrets() {
     std::fs::write(&file, format!("{secret}\n")).unwrap();
     let out = palisade(
         &["check-config"],
-        &[("PALISADE_JWT_SECRET_FILE", file.to_str().unwrap()), ("PALISADE_DOCS", "true")],
+        &[
+            ("PALISADE_JWT_SECRET_FILE", file.to_str().unwrap()),
+            ("PALISADE_DOCS", "true"),
+        ],
         dir.path(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("[rate_limit.policies]") && stdout.contains("bind = \"127.0.0.1:8000\""), "{stdout}");
+    assert!(
+        stdout.contains("[rate_limit.policies]") && stdout.contains("bind = \"127.0.0.1:8000\""),
+        "{stdout}"
+    );
     assert!(!stdout.contains(secret) && !stderr.contains(secret));
     assert!(stderr.contains("warning: server.docs is on"), "{stderr}");
-    assert!(stderr.contains("warning: cors.allowed_origins is empty"), "{stderr}");
+    assert!(
+        stderr.contains("warning: cors.allowed_origins is empty"),
+        "{stderr}"
+    );
 
-    let inline = palisade(&["check-config"], &[("PALISADE_JWT_SECRET", secret), ("PALISADE_LOG_LEVEL", "debug")], dir.path());
+    let inline = palisade(
+        &["check-config"],
+        &[
+            ("PALISADE_JWT_SECRET", secret),
+            ("PALISADE_LOG_LEVEL", "debug"),
+        ],
+        dir.path(),
+    );
     let stdout = String::from_utf8_lossy(&inline.stdout);
     assert!(stdout.contains("jwt_secret = \"<redacted>\""), "{stdout}");
     assert!(!stdout.contains(secret));
@@ -115,11 +170,28 @@ fn a_secret_file_is_read_and_check_config_redacts_secrets() {
 fn a_config_file_is_read_and_flags_override_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("palisade.toml");
-    std::fs::write(&file, "[server]\nbind = \"127.0.0.1:9999\"\ndata_dir = \"from-file\"\n").unwrap();
-    let out = palisade(&["--config", file.to_str().unwrap(), "--data-dir", "from-flag", "check-config"], &[], dir.path());
+    std::fs::write(
+        &file,
+        "[server]\nbind = \"127.0.0.1:9999\"\ndata_dir = \"from-file\"\n",
+    )
+    .unwrap();
+    let out = palisade(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            "from-flag",
+            "check-config",
+        ],
+        &[],
+        dir.path(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(stdout.contains("bind = \"127.0.0.1:9999\"") && stdout.contains("data_dir = \"from-flag\""), "{stdout}");
+    assert!(
+        stdout.contains("bind = \"127.0.0.1:9999\"") && stdout.contains("data_dir = \"from-flag\""),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -129,7 +201,8 @@ fn help_documents_every_command_and_option() {
     for word in ["serve", "check-config", "--config", "--data-dir"] {
         assert!(top.contains(word), "{word} missing from --help");
     }
-    let serve = String::from_utf8_lossy(&palisade(&["serve", "--help"], &[], dir.path()).stdout).into_owned();
+    let serve = String::from_utf8_lossy(&palisade(&["serve", "--help"], &[], dir.path()).stdout)
+        .into_owned();
     assert!(serve.contains("--bind") && serve.contains("--config") && serve.contains("--data-dir"));
 }
 
@@ -156,7 +229,10 @@ fn start(dir: &std::path::Path) -> (Server, String) {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
         if line.contains("\"listening\"") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             break v["addr"].as_str().unwrap().to_owned();
@@ -179,23 +255,39 @@ fn zero_config_serve_generates_a_private_secret_once_and_stops_on_sigterm() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let started = Instant::now();
     let status = loop {
         if let Some(status) = server.0.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "no exit after SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
 
     let (_again, _) = start(dir.path());
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "the secret was regenerated");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        first,
+        "the secret was regenerated"
+    );
 }
 
 mod reqwest {
@@ -206,9 +298,17 @@ mod reqwest {
         let rest = url.strip_prefix("http://").unwrap();
         let (host, path) = rest.split_once('/').unwrap();
         let mut stream = std::net::TcpStream::connect(host).unwrap();
-        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+        response
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
     }
 }

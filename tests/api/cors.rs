@@ -1,6 +1,6 @@
 //! CORS preflights from allowed and disallowed origins.
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{TestApp, spawn_app};
 
 async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
     app.client
@@ -25,7 +25,10 @@ async fn a_preflight_from_an_allowed_origin_is_answered() {
     for m in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         assert!(methods.contains(m), "{methods}");
     }
-    let allowed = h["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
     assert!(allowed.contains("authorization") && allowed.contains("content-type"));
     assert!(h.get("access-control-allow-credentials").is_none());
 }
@@ -33,9 +36,20 @@ async fn a_preflight_from_an_allowed_origin_is_answered() {
 #[tokio::test]
 async fn a_preflight_from_another_origin_gets_no_permission() {
     let app = spawn_app(&[("PALISADE_CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
-    for origin in ["https://evil.example", "https://app.example.evil.example", "http://app.example", "null"] {
+    for origin in [
+        "https://evil.example",
+        "https://app.example.evil.example",
+        "http://app.example",
+        "null",
+    ] {
         let response = preflight(&app, origin).await;
-        assert!(response.headers().get("access-control-allow-origin").is_none(), "{origin} was allowed");
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{origin} was allowed"
+        );
     }
 }
 
@@ -43,7 +57,12 @@ async fn a_preflight_from_another_origin_gets_no_permission() {
 async fn the_default_allowlist_is_empty() {
     let app = spawn_app(&[]).await;
     let response = preflight(&app, "http://localhost:3000").await;
-    assert!(response.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -54,8 +73,14 @@ async fn credentials_are_allowed_only_when_configured_and_only_for_listed_origin
     ])
     .await;
     let response = preflight(&app, "https://app.example").await;
-    assert_eq!(response.headers()["access-control-allow-credentials"], "true");
-    assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        response.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
     let other = preflight(&app, "https://evil.example").await;
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
@@ -70,9 +95,19 @@ async fn a_simple_request_exposes_the_rate_limit_and_request_id_headers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example");
-    let exposed = response.headers()["access-control-expose-headers"].to_str().unwrap();
-    for h in ["x-request-id", "ratelimit", "ratelimit-policy", "retry-after"] {
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    for h in [
+        "x-request-id",
+        "ratelimit",
+        "ratelimit-policy",
+        "retry-after",
+    ] {
         assert!(exposed.contains(h), "{exposed}");
     }
 }

@@ -9,7 +9,10 @@ async fn the_openapi_document_matches_the_snapshot() {
     assert_eq!(response.status(), 200);
     let doc: serde_json::Value = response.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/snapshots/openapi.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/api/snapshots/openapi.json"
+    );
     let rendered = serde_json::to_string_pretty(&doc).unwrap() + "\n";
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(path, &rendered).unwrap();
@@ -35,13 +38,21 @@ async fn swagger_ui_is_served_from_the_binary_under_its_own_csp() {
     let app = spawn_app(&[]).await;
     let response = app.get("/docs/").await;
     assert_eq!(response.status(), 200);
-    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(csp, palisade::routes::docs::DOCS_CSP);
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"));
     assert!(response.text().await.unwrap().contains("swagger-ui"));
     let script = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(script.status(), 200);
-    let init = app.get("/docs/swagger-initializer.js").await.text().await.unwrap();
+    let init = app
+        .get("/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(init.contains("/openapi.json"));
 }
 
@@ -49,7 +60,10 @@ async fn swagger_ui_is_served_from_the_binary_under_its_own_csp() {
 async fn api_responses_keep_the_strict_csp() {
     let app = spawn_app(&[]).await;
     let response = app.get("/openapi.json").await;
-    assert_eq!(response.headers()["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
 }
 
 #[tokio::test]

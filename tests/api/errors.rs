@@ -24,10 +24,13 @@ pub async fn boom() -> &'static str {
 fn test_routes() -> Router {
     Router::new()
         .route("/boom", get(boom))
-        .route("/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            "late"
-        }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
         .route("/echo", post(|ApiJson(_): ApiJson<Echo>| async { "ok" }))
 }
 
@@ -60,7 +63,11 @@ async fn a_body_over_the_limit_is_refused_with_413() {
 #[tokio::test]
 async fn a_streamed_body_over_the_limit_is_refused_with_413() {
     let app = spawn_stack(test_routes(), &[("PALISADE_BODY_LIMIT", "1024")]).await;
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(b"{\"text\": \"".to_vec()), Ok(vec![b'x'; 4096]), Ok(b"\"}".to_vec())];
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(b"{\"text\": \"".to_vec()),
+        Ok(vec![b'x'; 4096]),
+        Ok(b"\"}".to_vec()),
+    ];
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let response = app
         .client
@@ -113,8 +120,20 @@ async fn malformed_json_is_400_and_an_unknown_field_is_422_naming_it() {
             .send()
     };
     problem(send("{not json").await.unwrap(), 400).await;
-    let body = problem(send("{\"text\": \"a\", \"role\": \"admin\"}").await.unwrap(), 422).await;
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("role"), "{body}");
+    let body = problem(
+        send("{\"text\": \"a\", \"role\": \"admin\"}")
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("role"),
+        "{body}"
+    );
     assert_eq!(send("{\"text\": \"a\"}").await.unwrap().status(), 200);
 }
 

@@ -17,7 +17,12 @@ async fn every_security_header_is_on_a_200() {
 async fn every_security_header_is_on_a_404_and_a_405() {
     let app = spawn_app(&[]).await;
     assert_hardened(&app.get("/no/such/thing").await);
-    let response = app.client.delete(app.url("/api/data")).send().await.unwrap();
+    let response = app
+        .client
+        .delete(app.url("/api/data"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     assert_hardened(&response);
 }
@@ -50,7 +55,10 @@ async fn hsts_preload_and_header_overrides_follow_the_settings() {
     .await;
     let response = app.get("/health/live").await;
     let h = response.headers();
-    assert_eq!(h["strict-transport-security"], "max-age=63072000; includeSubDomains; preload");
+    assert_eq!(
+        h["strict-transport-security"],
+        "max-age=63072000; includeSubDomains; preload"
+    );
     assert_eq!(h["x-frame-options"], "SAMEORIGIN");
     assert!(h.get("permissions-policy").is_none());
 }
@@ -58,13 +66,25 @@ async fn hsts_preload_and_header_overrides_follow_the_settings() {
 #[tokio::test]
 async fn hsts_can_be_turned_off() {
     let app = spawn_app(&[("PALISADE_HSTS", "false")]).await;
-    assert!(app.get("/health/live").await.headers().get("strict-transport-security").is_none());
+    assert!(
+        app.get("/health/live")
+            .await
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn a_sane_request_id_is_kept_and_an_insane_one_replaced() {
     let app = spawn_app(&[]).await;
-    let kept = app.client.get(app.url("/health/live")).header("x-request-id", "abc-123").send().await.unwrap();
+    let kept = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(kept.headers()["x-request-id"], "abc-123");
     let replaced = app
         .client

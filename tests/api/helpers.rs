@@ -32,7 +32,8 @@ pub fn settings(env: &[(&str, &str)]) -> (Settings, tempfile::TempDir) {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    vars.entry("PALISADE_BIND".into()).or_insert_with(|| "127.0.0.1:0".into());
+    vars.entry("PALISADE_BIND".into())
+        .or_insert_with(|| "127.0.0.1:0".into());
     vars.insert("PALISADE_LOG_LEVEL".into(), "warn".into());
     let sources = Sources {
         env: vars,
@@ -64,9 +65,12 @@ pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     TestApp {
         addr,
@@ -87,10 +91,19 @@ fn client() -> reqwest::Client {
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
     ("referrer-policy", "strict-origin-when-cross-origin"),
-    ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
-    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=()",
+    ),
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
     ("x-xss-protection", "0"),
@@ -119,7 +132,13 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
         response.headers().get("content-type").unwrap(),
         "application/problem+json"
     );
-    let id = response.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], status);
     assert_eq!(body["request_id"], id.as_str());

@@ -1,7 +1,7 @@
 //! Rate limits over real sockets: the seed's 10/minute, the headers, and
 //! which address a request is counted by.
 
-use crate::helpers::{problem, spawn_app, TestApp};
+use crate::helpers::{TestApp, problem, spawn_app};
 
 async fn get_from(app: &TestApp, forwarded_for: &str) -> reqwest::Response {
     app.client
@@ -20,7 +20,10 @@ async fn the_eleventh_request_in_a_minute_is_refused_with_the_three_headers() {
         assert_eq!(response.status(), 200, "request {n}");
         assert_eq!(response.headers()["ratelimit-policy"], "\"data\";q=10;w=60");
         let state = response.headers()["ratelimit"].to_str().unwrap().to_owned();
-        assert!(state.starts_with(&format!("\"data\";r={};t=", 9 - n)), "{state}");
+        assert!(
+            state.starts_with(&format!("\"data\";r={};t=", 9 - n)),
+            "{state}"
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body, serde_json::json!({"data": "limited", "status": "ok"}));
     }
@@ -29,7 +32,10 @@ async fn the_eleventh_request_in_a_minute_is_refused_with_the_three_headers() {
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=6).contains(&retry), "Retry-After {retry}");
     assert_eq!(headers["ratelimit-policy"], "\"data\";q=10;w=60");
-    assert_eq!(headers["ratelimit"].to_str().unwrap(), format!("\"data\";r=0;t={retry}"));
+    assert_eq!(
+        headers["ratelimit"].to_str().unwrap(),
+        format!("\"data\";r=0;t={retry}")
+    );
     problem(response, 429).await;
 }
 
@@ -59,7 +65,11 @@ async fn forwarded_for_from_a_trusted_proxy_changes_the_key() {
     assert_eq!(get_from(&app, "1.1.1.1").await.status(), 200);
     assert_eq!(get_from(&app, "1.1.1.1").await.status(), 200);
     assert_eq!(get_from(&app, "1.1.1.1").await.status(), 429);
-    assert_eq!(get_from(&app, "2.2.2.2").await.status(), 200, "another client behind the proxy");
+    assert_eq!(
+        get_from(&app, "2.2.2.2").await.status(),
+        200,
+        "another client behind the proxy"
+    );
     // The client cannot prepend its way out: the right-most untrusted hop counts.
     assert_eq!(get_from(&app, "9.9.9.9, 1.1.1.1").await.status(), 429);
 }
@@ -104,16 +114,27 @@ async fn routes_not_named_get_the_default_policy() {
 #[tokio::test]
 async fn a_route_can_carry_several_policies() {
     let app = spawn_app(&[
-        ("PALISADE_RATE_LIMIT_POLICIES", "burst=3/second per ip; slow=2/hour per ip"),
+        (
+            "PALISADE_RATE_LIMIT_POLICIES",
+            "burst=3/second per ip; slow=2/hour per ip",
+        ),
         ("PALISADE_RATE_LIMIT_ROUTES", "GET /api/data=burst,slow"),
     ])
     .await;
     let first = app.get("/api/data").await;
-    assert_eq!(first.headers()["ratelimit-policy"], "\"burst\";q=3;w=1, \"slow\";q=2;w=3600");
+    assert_eq!(
+        first.headers()["ratelimit-policy"],
+        "\"burst\";q=3;w=1, \"slow\";q=2;w=3600"
+    );
     assert_eq!(app.get("/api/data").await.status(), 200);
     let refused = app.get("/api/data").await;
     assert_eq!(refused.status(), 429);
-    assert!(refused.headers()["ratelimit"].to_str().unwrap().contains("\"slow\";r=0"));
+    assert!(
+        refused.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .contains("\"slow\";r=0")
+    );
 }
 
 #[tokio::test]

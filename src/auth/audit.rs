@@ -1,0 +1,93 @@
+//! Recording security events with who, from where and under which request.
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use std::convert::Infallible;
+
+use crate::error::ApiError;
+use crate::http::client_ip::ClientIp;
+use crate::http::request_id::RequestId;
+use crate::storage::{self, Db, events::NewEvent};
+
+/// The request facts every event carries.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            ip: parts
+                .extensions
+                .get::<ClientIp>()
+                .map(|c| c.addr.to_string()),
+            user_agent: parts
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(256).collect()),
+            request_id: parts
+                .extensions
+                .get::<RequestId>()
+                .and_then(|r| r.0.to_str().ok())
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// The kinds of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Register,
+    LoginSuccess,
+    LoginFailure,
+    Refresh,
+    RefreshReuse,
+    Logout,
+    Revoke,
+    PasswordChange,
+    AccountDelete,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::LoginSuccess => "login_success",
+            Self::LoginFailure => "login_failure",
+            Self::Refresh => "refresh",
+            Self::RefreshReuse => "refresh_reuse_detected",
+            Self::Logout => "logout",
+            Self::Revoke => "revoke",
+            Self::PasswordChange => "password_change",
+            Self::AccountDelete => "account_delete",
+        }
+    }
+}
+
+/// Records an event. `detail` is internal (e.g. why a login failed).
+pub async fn record(
+    db: &Db,
+    event: Event,
+    ctx: &RequestContext,
+    user_id: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), ApiError> {
+    let e = NewEvent {
+        event: event.as_str(),
+        user_id,
+        actor_id: user_id,
+        ip: ctx.ip.clone(),
+        user_agent: ctx.user_agent.as_deref(),
+        request_id: ctx.request_id.clone(),
+        detail,
+    };
+    storage::events::insert(db.pool(), &e, storage::now_ms())
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))
+}

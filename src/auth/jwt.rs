@@ -1,0 +1,139 @@
+//! Access tokens: HS256 JWTs with `typ: at+jwt` (RFC 9068).
+//!
+//! Verification pins the algorithm (the token's own `alg` is never
+//! trusted, so `none` and HS256/RS256 confusion fail), requires `typ`,
+//! refuses key-selection headers Palisade never issues (`kid`, `jku`,
+//! `jwk`, `x5u`, `x5c`, `crit`), and checks `iss`, `aud`, `exp` and `nbf`
+//! with a small leeway.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Role;
+use crate::settings::{AuthSettings, SigningSecret};
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub nbf: u64,
+    pub jti: String,
+    /// The session (refresh-token family) the token belongs to.
+    pub sid: String,
+    pub role: Role,
+}
+
+/// Why a token was refused (logged, never sent).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed or unverifiable token: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("token header refused: {0}")]
+    Header(&'static str),
+}
+
+/// Signs and verifies access tokens.
+pub struct AccessTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for AccessTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokens")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The media type RFC 9068 gives access tokens.
+const TYP: &str = "at+jwt";
+
+impl AccessTokens {
+    pub fn new(secret: &SigningSecret, settings: &AuthSettings) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = settings.leeway.as_secs();
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+            validation,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            ttl: settings.access_token_ttl,
+        }
+    }
+
+    /// Seconds an access token lives.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl.as_secs()
+    }
+
+    /// Signs a token for `user_id` in `session_id`.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        role: Role,
+        now_secs: u64,
+    ) -> Result<String, TokenError> {
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id.to_owned(),
+            exp: now_secs + self.ttl.as_secs(),
+            iat: now_secs,
+            nbf: now_secs,
+            jti: uuid::Uuid::new_v4().to_string(),
+            sid: session_id.to_owned(),
+            role,
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(TYP.to_owned());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+    }
+
+    /// Verifies signature, header and claims. No I/O: the caller checks
+    /// the session and the user.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(TokenError::Header("typ must be at+jwt"));
+        }
+        if header.kid.is_some()
+            || header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(TokenError::Header("key-selection headers are not accepted"));
+        }
+        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

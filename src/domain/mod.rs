@@ -1,0 +1,15 @@
+//! Domain types that can only hold valid values: each has one constructor
+//! that checks its input, so an invalid email, username, name, password or
+//! role cannot exist past the edge of the application.
+
+mod email;
+mod name;
+pub mod password;
+mod role;
+mod username;
+
+pub use email::Email;
+pub use name::Name;
+pub use password::{Password, PasswordPolicy};
+pub use role::Role;
+pub use username::Username;

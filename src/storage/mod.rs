@@ -1,0 +1,125 @@
+//! All SQL lives here, in small per-table modules, with bound parameters
+//! only (a test scans the sources for SQL built from strings).
+//!
+//! One code path serves SQLite and PostgreSQL through sqlx's `Any` driver:
+//! the SQL is portable (`$n` placeholders, `RETURNING`, no dialect
+//! functions), ids are UUID text, times are Unix milliseconds in 64-bit
+//! integers and flags are integers, so the same statements and the same
+//! tests run on both. Each database has its own migration folder with the
+//! same shape. See `docs/storage.md` for why.
+
+pub mod events;
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod users;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use crate::settings::DatabaseSettings;
+
+/// The database, embedded SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+/// Name of the embedded database file in the data folder.
+pub const SQLITE_FILE: &str = "palisade.db";
+
+impl Db {
+    /// Connects (creating the SQLite file if needed). Does not migrate.
+    pub async fn connect(settings: &DatabaseSettings, data_dir: &Path) -> anyhow::Result<Self> {
+        install_default_drivers();
+        let url = match &settings.url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => {
+                std::fs::create_dir_all(data_dir).with_context(|| {
+                    format!("cannot create the data folder {}", data_dir.display())
+                })?;
+                format!("sqlite://{}?mode=rwc", data_dir.join(SQLITE_FILE).display())
+            }
+        };
+        let postgres = url.starts_with("postgres");
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        // WAL lets readers run beside the writer; the busy
+                        // timeout makes writers queue instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .context("cannot connect to the database")?;
+        Ok(Self { pool, postgres })
+    }
+
+    /// Applies the migrations of this database's kind.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let result = if self.postgres {
+            sqlx::migrate!("migrations/postgres").run(&self.pool).await
+        } else {
+            sqlx::migrate!("migrations/sqlite").run(&self.pool).await
+        };
+        result.context("database migration failed")
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A duration in milliseconds, saturating.
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A new time-ordered id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Whether an error is a unique-key violation (mapped to 409).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+/// Formats Unix milliseconds as an RFC 3339 UTC string.
+pub fn rfc3339(ms: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,141 @@
+//! The `sessions` table: one row per login, the family of its refresh
+//! tokens.
+
+use sqlx::{Any, AnyPool, Executor, Row};
+
+use super::users::{self, UserRow};
+
+/// Why a session ended (kept for the audit trail).
+#[derive(Debug, Clone, Copy)]
+pub enum EndReason {
+    Logout,
+    Revoked,
+    ReuseDetected,
+    PasswordChanged,
+    AccountDeleted,
+    Disabled,
+    RoleChanged,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::Revoked => "revoked",
+            Self::ReuseDetected => "reuse_detected",
+            Self::PasswordChanged => "password_changed",
+            Self::AccountDeleted => "account_deleted",
+            Self::Disabled => "disabled",
+            Self::RoleChanged => "role_changed",
+        }
+    }
+}
+
+pub async fn create(
+    pool: &AnyPool,
+    user_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<String, sqlx::Error> {
+    let id = super::new_id();
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&id)
+    .bind(user_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+/// The user of a session that is still open at `now`, in one query: the
+/// check behind every authenticated request.
+pub async fn active_user(
+    pool: &AnyPool,
+    session_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
+         u.password_changed_at, u.created_at, u.updated_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND s.ended_at IS NULL AND s.expires_at > $3",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(users::from_row).transpose()
+}
+
+/// The user and the absolute expiry of a session open at `now`.
+pub async fn open_session<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    session_id: &str,
+    now: i64,
+) -> Result<Option<(UserRow, i64)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
+         u.password_changed_at, u.created_at, u.updated_at, s.expires_at AS session_expires_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > $2",
+    )
+    .bind(session_id)
+    .bind(now)
+    .fetch_optional(ex)
+    .await?;
+    row.map(|r| Ok((users::from_row(&r)?, r.try_get("session_expires_at")?)))
+        .transpose()
+}
+
+/// Ends one session. Returns whether it was open.
+pub async fn end(
+    pool: &AnyPool,
+    session_id: &str,
+    reason: EndReason,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(now)
+    .bind(reason.as_str())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Ends every open session of a user except `keep`. Returns how many.
+pub async fn end_all(
+    pool: &AnyPool,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: EndReason,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sessions SET ended_at = $3, end_reason = $4 \
+         WHERE user_id = $1 AND ended_at IS NULL AND ($2 IS NULL OR id <> $2)",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .bind(now)
+    .bind(reason.as_str())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The owner of a session, open or not.
+pub async fn owner(pool: &AnyPool, session_id: &str) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT user_id FROM sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| r.try_get("user_id")).transpose()
+}

@@ -1,0 +1,260 @@
+//! Sessions and the tokens that carry them: password login, refresh-token
+//! rotation with reuse detection (RFC 9700 §4.14), revocation.
+//!
+//! A login opens a session (a refresh-token family) with an absolute
+//! lifetime. Each refresh consumes the presented token and issues the next
+//! one in one transaction; presenting a consumed token again ends the whole
+//! session, so a stolen and a legitimate copy cannot both live on.
+
+pub mod routes;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde::Serialize;
+
+use crate::auth::audit::{self, Event, RequestContext};
+use crate::auth::hashing::Verified;
+use crate::auth::{jwt, refresh};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::storage::{self, refresh_tokens, sessions, sessions::EndReason, users, users::UserRow};
+
+/// The RFC 6749 §5.1 token response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// Why a grant failed. Every variant but `Api` is `invalid_grant` to the
+/// client; the variants exist for the audit trail.
+#[derive(Debug)]
+pub enum GrantError {
+    InvalidCredentials,
+    InvalidRefreshToken,
+    Throttled(Duration),
+    Api(ApiError),
+}
+
+impl From<ApiError> for GrantError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<sqlx::Error> for GrantError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+/// Opens a session for `user` and returns its first tokens.
+pub async fn start_session(state: &AppState, user: &UserRow) -> Result<TokenResponse, ApiError> {
+    let auth = &state.settings.auth;
+    let now = storage::now_ms();
+    let session_expires = now + storage::ms(auth.session_lifetime);
+    let session = sessions::create(state.db.pool(), &user.id, now, session_expires).await?;
+    let token = new_refresh_token()?;
+    let expires = (now + storage::ms(auth.refresh_token_ttl)).min(session_expires);
+    refresh_tokens::insert(
+        state.db.pool(),
+        &refresh::hash(&token),
+        &session,
+        now,
+        expires,
+    )
+    .await?;
+    respond(state, user, &session, token)
+}
+
+fn new_refresh_token() -> Result<String, ApiError> {
+    refresh::generate().map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))
+}
+
+fn respond(
+    state: &AppState,
+    user: &UserRow,
+    session: &str,
+    refresh_token: String,
+) -> Result<TokenResponse, ApiError> {
+    let access_token = state
+        .tokens
+        .issue(&user.id, session, user.role, jwt::now_secs())
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "bearer",
+        expires_in: state.tokens.ttl_secs(),
+        refresh_token,
+        scope: None,
+    })
+}
+
+/// The resource-owner password grant (and `POST /auth/login`).
+#[tracing::instrument(skip_all)]
+pub async fn password_login(
+    state: &AppState,
+    ctx: &RequestContext,
+    route: (&Method, &str),
+    ip: Option<IpAddr>,
+    username: &str,
+    password: &str,
+) -> Result<TokenResponse, GrantError> {
+    let account = username.trim().to_lowercase();
+    let checks = state
+        .limiter
+        .check_account(route.0, route.1, ip, &account)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if let Some((_, refused)) = checks.iter().find(|(_, d)| !d.allowed) {
+        return Err(GrantError::Throttled(refused.reset));
+    }
+    if let Err(wait) = state.throttle.check(&account, Instant::now()) {
+        return Err(GrantError::Throttled(wait));
+    }
+    let user = users::find_by_login(state.db.pool(), &account).await?;
+    let verified = state
+        .hasher
+        .verify(
+            password.to_owned(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+    let failure = match (&user, verified) {
+        (None, _) => Some("unknown_user"),
+        (Some(_), Verified::No) => Some("bad_password"),
+        (Some(u), Verified::Yes { .. }) if u.disabled => Some("disabled"),
+        _ => None,
+    };
+    let user = match (user, failure) {
+        (Some(user), None) => user,
+        (user, reason) => {
+            state.throttle.failure(&account, Instant::now());
+            audit::record(
+                &state.db,
+                Event::LoginFailure,
+                ctx,
+                user.as_ref().map(|u| u.id.as_str()),
+                reason,
+            )
+            .await?;
+            return Err(GrantError::InvalidCredentials);
+        }
+    };
+    state.throttle.success(&account);
+    if verified == (Verified::Yes { upgrade: true }) {
+        let new_hash = state
+            .hasher
+            .hash(crate::domain::password::normalize(password))
+            .await?;
+        users::upgrade_hash(state.db.pool(), &user.id, &user.password_hash, &new_hash).await?;
+        tracing::info!("password hash upgraded to the current Argon2id parameters");
+    }
+    audit::record(&state.db, Event::LoginSuccess, ctx, Some(&user.id), None).await?;
+    Ok(start_session(state, &user).await?)
+}
+
+/// The refresh-token grant: rotate, or detect reuse.
+#[tracing::instrument(skip_all)]
+pub async fn refresh_grant(
+    state: &AppState,
+    ctx: &RequestContext,
+    token: &str,
+) -> Result<TokenResponse, GrantError> {
+    if !refresh::looks_valid(token) {
+        return Err(GrantError::InvalidRefreshToken);
+    }
+    let hash = refresh::hash(token);
+    let now = storage::now_ms();
+    let mut tx = state.db.pool().begin().await?;
+    let Some(session) = refresh_tokens::consume(&mut *tx, &hash, now).await? else {
+        tx.rollback().await?;
+        return Err(reuse_or_invalid(state, ctx, &hash, now).await);
+    };
+    let Some((user, session_expires)) = sessions::open_session(&mut *tx, &session, now).await?
+    else {
+        tx.rollback().await?;
+        return Err(GrantError::InvalidRefreshToken);
+    };
+    if user.disabled {
+        tx.rollback().await?;
+        return Err(GrantError::InvalidRefreshToken);
+    }
+    let next = new_refresh_token()?;
+    let expires = (now + storage::ms(state.settings.auth.refresh_token_ttl)).min(session_expires);
+    refresh_tokens::insert(&mut *tx, &refresh::hash(&next), &session, now, expires).await?;
+    tx.commit().await?;
+    audit::record(&state.db, Event::Refresh, ctx, Some(&user.id), None).await?;
+    Ok(respond(state, &user, &session, next)?)
+}
+
+/// A token that could not be consumed: unknown, expired, or already used.
+/// Used outside the grace interval means two parties hold the family: end
+/// it.
+async fn reuse_or_invalid(
+    state: &AppState,
+    ctx: &RequestContext,
+    hash: &str,
+    now: i64,
+) -> GrantError {
+    let found = match refresh_tokens::lookup(state.db.pool(), hash).await {
+        Ok(found) => found,
+        Err(e) => return e.into(),
+    };
+    let Some((session, Some(used_at))) = found else {
+        return GrantError::InvalidRefreshToken;
+    };
+    if now - used_at <= storage::ms(state.settings.auth.refresh_reuse_grace) {
+        return GrantError::InvalidRefreshToken;
+    }
+    let ended = match sessions::end(state.db.pool(), &session, EndReason::ReuseDetected, now).await
+    {
+        Ok(ended) => ended,
+        Err(e) => return e.into(),
+    };
+    let owner = sessions::owner(state.db.pool(), &session)
+        .await
+        .ok()
+        .flatten();
+    tracing::warn!(ended, "refresh token reuse detected: session ended");
+    if let Err(e) = audit::record(
+        &state.db,
+        Event::RefreshReuse,
+        ctx,
+        owner.as_deref(),
+        Some("session ended"),
+    )
+    .await
+    {
+        return e.into();
+    }
+    GrantError::InvalidRefreshToken
+}
+
+/// Ends the session a refresh or access token belongs to (RFC 7009). Any
+/// other input is silently ignored, as the RFC requires.
+pub async fn revoke(state: &AppState, ctx: &RequestContext, token: &str) -> Result<(), ApiError> {
+    let now = storage::now_ms();
+    let session = if refresh::looks_valid(token) {
+        refresh_tokens::lookup(state.db.pool(), &refresh::hash(token))
+            .await?
+            .map(|(s, _)| s)
+    } else {
+        state.tokens.verify(token).ok().map(|c| c.sid)
+    };
+    if let Some(session) = session {
+        if sessions::end(state.db.pool(), &session, EndReason::Revoked, now).await? {
+            let owner = sessions::owner(state.db.pool(), &session).await?;
+            audit::record(&state.db, Event::Revoke, ctx, owner.as_deref(), None).await?;
+        }
+    }
+    Ok(())
+}
