@@ -1,7 +1,7 @@
 //! Logging: human-readable or JSON lines on standard error, filtered by
 //! `log.level`. Request spans carry the request id; headers are never
-//! logged (and `Authorization`, `Cookie`, `Set-Cookie` are marked
-//! sensitive in case anything tries).
+//! logged (and `Authorization`, `Proxy-Authorization`, `Cookie`,
+//! `Set-Cookie` are marked sensitive in case anything tries).
 
 use tracing_subscriber::EnvFilter;
 

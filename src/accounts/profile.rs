@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::storage::{self, sessions, sessions::EndReason, users};
 
 /// The caller.
-#[utoipa::path(get, path = "/profile", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/profile", tag = "accounts", security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The caller", body = User),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -38,7 +38,7 @@ pub struct ProfilePatch {
 }
 
 /// Changes the caller's name or username.
-#[utoipa::path(patch, path = "/profile", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/profile", tag = "accounts", security(("bearer" = []), ("oauth2" = [])),
     request_body = ProfilePatch,
     responses(
         (status = 200, description = "The updated caller", body = User),
@@ -147,7 +147,7 @@ impl std::fmt::Debug for PasswordChange {
 /// Changes the caller's password. Every other session ends; every access
 /// token issued before the change stops working (the current session's
 /// refresh token keeps working, so the client refreshes to go on).
-#[utoipa::path(post, path = "/profile/password", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/profile/password", tag = "accounts", security(("bearer" = []), ("oauth2" = [])),
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed"),
@@ -209,7 +209,7 @@ impl std::fmt::Debug for DeleteAccount {
 
 /// Deletes the caller's account, its sessions and its tokens. Security
 /// events about it stay in the audit trail.
-#[utoipa::path(delete, path = "/account", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/account", tag = "accounts", security(("bearer" = []), ("oauth2" = [])),
     request_body = DeleteAccount,
     responses(
         (status = 204, description = "Deleted"),

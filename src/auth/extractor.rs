@@ -75,8 +75,8 @@ impl FromRequestParts<AppState> for AuthUser {
             tracing::info!("access token refused: user disabled");
             return Err(invalid);
         }
-        let changed_secs = u64::try_from(user.password_changed_at / 1000).unwrap_or(0);
-        if claims.iat < changed_secs {
+        let changed_ms = u64::try_from(user.password_changed_at).unwrap_or(0);
+        if claims.iat_ms < changed_ms {
             tracing::info!("access token refused: issued before the last password change");
             return Err(invalid);
         }

@@ -24,6 +24,9 @@ pub struct Claims {
     pub iat: u64,
     pub nbf: u64,
     pub jti: String,
+    /// `iat` to the millisecond: compared with the user's last password
+    /// change, which a whole-second `iat` cannot order within its second.
+    pub iat_ms: u64,
     /// The session (refresh-token family) the token belongs to.
     pub sid: String,
     pub role: Role,
@@ -90,8 +93,10 @@ impl AccessTokens {
         user_id: &str,
         session_id: &str,
         role: Role,
-        now_secs: u64,
+        now_ms: i64,
     ) -> Result<String, TokenError> {
+        let now_ms = u64::try_from(now_ms).unwrap_or(0);
+        let now_secs = now_ms / 1000;
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -100,6 +105,7 @@ impl AccessTokens {
             iat: now_secs,
             nbf: now_secs,
             jti: uuid::Uuid::new_v4().to_string(),
+            iat_ms: now_ms,
             sid: session_id.to_owned(),
             role,
         };

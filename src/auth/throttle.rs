@@ -90,10 +90,10 @@ impl LoginThrottle {
     }
 
     fn delay(&self, failures: u32) -> Duration {
-        if failures < self.free {
+        if failures <= self.free {
             return Duration::ZERO;
         }
-        let exponent = (failures - self.free).min(30);
+        let exponent = (failures - self.free - 1).min(30);
         Duration::from_secs(1u64 << exponent).min(self.max_delay)
     }
 }
@@ -124,7 +124,7 @@ mod tests {
         let t = throttle();
         let now = Instant::now();
         let waits: Vec<u64> = (0..8).map(|_| t.failure("Ada", now).as_secs()).collect();
-        assert_eq!(waits, [0, 0, 0, 0, 1, 2, 4, 8]);
+        assert_eq!(waits, [0, 0, 0, 0, 0, 1, 2, 4]);
         assert!(t.check("ada", now).is_err(), "names are case-insensitive");
         assert!(t.check("ada", now + Duration::from_secs(9)).is_ok());
     }
@@ -133,7 +133,7 @@ mod tests {
     fn a_success_clears_the_count() {
         let t = throttle();
         let now = Instant::now();
-        for _ in 0..6 {
+        for _ in 0..7 {
             t.failure("ada", now);
         }
         t.success("ada");

@@ -10,6 +10,7 @@ use axum::response::Response;
 use ipnet::IpNet;
 
 use super::forwarded;
+use crate::settings::ForwardedHeader;
 
 /// The client of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,7 @@ pub struct ClientIp {
 #[derive(Debug, Clone)]
 pub struct ClientIpConfig {
     pub trusted_proxies: Arc<[IpNet]>,
+    pub header: ForwardedHeader,
     pub ipv6_prefix: u8,
 }
 
@@ -31,7 +33,12 @@ pub struct ClientIpConfig {
 /// `into_make_service_with_connect_info`) no `ClientIp` is set.
 pub async fn layer(State(config): State<ClientIpConfig>, mut req: Request, next: Next) -> Response {
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let addr = forwarded::client_ip(peer.ip(), req.headers(), &config.trusted_proxies);
+        let addr = forwarded::client_ip(
+            peer.ip(),
+            req.headers(),
+            config.header,
+            &config.trusted_proxies,
+        );
         let key = forwarded::limit_key(addr, config.ipv6_prefix);
         req.extensions_mut().insert(ClientIp { addr, key });
     }

@@ -28,7 +28,9 @@ fn field_error<E: std::fmt::Display>(err: serde_path_to_error::Error<E>) -> Fiel
     let path = err.path().to_string();
     let field = if path == "." { String::new() } else { path };
     let message = err.inner().to_string();
-    // serde's messages name a position in the input, never its value.
+    // Drop serde's position suffix. The message may quote the client's
+    // own value back to it (`invalid type: string "x"`); that is never
+    // logged and never anyone else's data.
     let message = message
         .split(" at line ")
         .next()

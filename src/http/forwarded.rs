@@ -1,16 +1,20 @@
 //! Finding the client's address behind trusted proxies.
 //!
 //! Only a peer inside a trusted network is believed, and then only as far as
-//! the chain of trusted hops goes: the right-most address of
-//! `Forwarded: for=` (RFC 7239) or, when there is no `Forwarded`,
-//! `X-Forwarded-For`, that is not itself a trusted proxy is the client. An
-//! entry that cannot be parsed stops the walk at the last trusted hop, so a
-//! garbled header can never make the client look like someone else.
+//! the chain of trusted hops goes: the right-most address of the configured
+//! header (`X-Forwarded-For`, or `Forwarded: for=` of RFC 7239) that is not
+//! itself a trusted proxy is the client. Only the header the operator's
+//! proxies set is read: a proxy appends to its own header and passes the
+//! other through untouched, so reading both would let the client choose.
+//! An entry that cannot be parsed stops the walk at the last trusted hop,
+//! so a garbled header can never make the client look like someone else.
 
 use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 use ipnet::IpNet;
+
+use crate::settings::ForwardedHeader;
 
 /// Folds IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) to IPv4, so one host
 /// has one key whichever socket family it arrived on.
@@ -26,12 +30,17 @@ fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
 }
 
 /// The client address for a request from `peer` with `headers`.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    header: ForwardedHeader,
+    proxies: &[IpNet],
+) -> IpAddr {
     let peer = canonical(peer);
     if !trusted(peer, proxies) {
         return peer;
     }
-    let hops = forwarded_chain(headers);
+    let hops = forwarded_chain(headers, header);
     let mut last_trusted = peer;
     for hop in hops.iter().rev() {
         match parse_node(hop) {
@@ -43,10 +52,19 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr
     last_trusted
 }
 
-/// The `for=` values of every `Forwarded` header, left to right, or else
-/// the `X-Forwarded-For` entries.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<&str> {
+/// The hops of the configured header, left to right: the `for=` values of
+/// every `Forwarded` header, or the `X-Forwarded-For` entries.
+fn forwarded_chain(headers: &HeaderMap, header: ForwardedHeader) -> Vec<&str> {
     let mut chain = Vec::new();
+    if header == ForwardedHeader::XForwardedFor {
+        for value in headers.get_all("x-forwarded-for") {
+            match value.to_str() {
+                Ok(text) => chain.extend(text.split(',').map(str::trim)),
+                Err(_) => chain.push(""),
+            }
+        }
+        return chain;
+    }
     for value in headers.get_all(http::header::FORWARDED) {
         let Ok(text) = value.to_str() else {
             chain.push("");
@@ -61,15 +79,6 @@ fn forwarded_chain(headers: &HeaderMap) -> Vec<&str> {
             });
             // An element without `for=` still was a hop we cannot place.
             chain.push(node.unwrap_or(""));
-        }
-    }
-    if !chain.is_empty() {
-        return chain;
-    }
-    for value in headers.get_all("x-forwarded-for") {
-        match value.to_str() {
-            Ok(text) => chain.extend(text.split(',').map(str::trim)),
-            Err(_) => chain.push(""),
         }
     }
     chain
@@ -121,26 +130,31 @@ mod tests {
         s.parse().unwrap()
     }
 
+    const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
+    const FWD: ForwardedHeader = ForwardedHeader::Forwarded;
+
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_claims() {
         let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("forwarded", "for=2.2.2.2")]);
-        assert_eq!(
-            client_ip(ip("9.9.9.9"), &h, &nets(&["10.0.0.0/8"])),
-            ip("9.9.9.9")
-        );
+        for header in [XFF, FWD] {
+            assert_eq!(
+                client_ip(ip("9.9.9.9"), &h, header, &nets(&["10.0.0.0/8"])),
+                ip("9.9.9.9")
+            );
+        }
     }
 
     #[test]
     fn the_right_most_untrusted_hop_is_the_client() {
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.7")]);
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])),
+            client_ip(ip("10.0.0.1"), &h, XFF, &nets(&["10.0.0.0/8"])),
             ip("1.2.3.4")
         );
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_understands_ports_and_quotes() {
+    fn only_the_configured_header_is_read_and_forwarded_understands_ports_and_quotes() {
         let h = headers(&[
             ("x-forwarded-for", "7.7.7.7"),
             (
@@ -149,8 +163,12 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])),
+            client_ip(ip("10.0.0.1"), &h, FWD, &nets(&["10.0.0.0/8"])),
             ip("2001:db8::1")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, XFF, &nets(&["10.0.0.0/8"])),
+            ip("7.7.7.7")
         );
     }
 
@@ -158,7 +176,7 @@ mod tests {
     fn garbage_stops_at_the_last_trusted_hop() {
         let h = headers(&[("x-forwarded-for", "1.2.3.4, nonsense, 10.0.0.9")]);
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])),
+            client_ip(ip("10.0.0.1"), &h, XFF, &nets(&["10.0.0.0/8"])),
             ip("10.0.0.9")
         );
     }
@@ -183,16 +201,18 @@ mod tests {
             xff in "[0-9a-f:., \\[\\]\"]{0,80}",
             fwd in "[a-zA-Z0-9:.,;=\" \\[\\]_]{0,80}",
             peer_trusted in any::<bool>(),
+            use_forwarded in any::<bool>(),
         ) {
+            let header = if use_forwarded { FWD } else { XFF };
             let mut h = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&xff) { h.insert("x-forwarded-for", v); }
             if let Ok(v) = HeaderValue::from_str(&fwd) { h.insert("forwarded", v); }
             let peer = if peer_trusted { ip("10.0.0.1") } else { ip("203.0.113.5") };
-            let got = client_ip(peer, &h, &nets(&["10.0.0.0/8"]));
+            let got = client_ip(peer, &h, header, &nets(&["10.0.0.0/8"]));
             if !peer_trusted {
                 prop_assert_eq!(got, peer);
             } else {
-                let named: Vec<IpAddr> = forwarded_chain(&h).into_iter().filter_map(parse_node).collect();
+                let named: Vec<IpAddr> = forwarded_chain(&h, header).into_iter().filter_map(parse_node).collect();
                 prop_assert!(got == peer || named.contains(&got), "{} is neither the peer nor named", got);
             }
         }
@@ -206,7 +226,7 @@ mod tests {
             let mut list: Vec<String> = spoofed.iter().map(|b| std::net::Ipv4Addr::from(*b).to_string()).collect();
             list.push("5.6.7.8".into());
             let h = headers(&[("x-forwarded-for", &list.join(", "))]);
-            prop_assert_eq!(client_ip(ip("10.0.0.1"), &h, &nets(&["10.0.0.0/8"])), ip("5.6.7.8"));
+            prop_assert_eq!(client_ip(ip("10.0.0.1"), &h, XFF, &nets(&["10.0.0.0/8"])), ip("5.6.7.8"));
         }
     }
 }

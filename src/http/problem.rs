@@ -2,8 +2,9 @@
 //! router, a 413 from the body limit, a 500 from anywhere) into problem
 //! details, so that clients see one error shape whatever produced it.
 //! JSON error bodies are left alone (they are problem details already, or
-//! the token endpoint's RFC 6749 errors), except a 500 that is not our own
-//! problem body: that is replaced by the generic one.
+//! the token endpoint's RFC 6749 errors), except a 500 that is not
+//! problem+json: that is replaced by the generic one. (Palisade's own 500s
+//! are problem+json and say only "An internal error occurred".)
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -29,8 +30,8 @@ pub async fn layer(req: Request, next: Next) -> Response {
                 ct.starts_with(crate::error::PROBLEM_JSON),
             )
         });
-    // A 500 must never say more than the generic text: only our own
-    // problem body (which says exactly that) passes.
+    // A 500 must never say more than the generic text: only a problem
+    // body (ours says exactly that) passes.
     let keep = match is_json {
         (_, true) => true,
         (true, false) => status != http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,19 +3,21 @@
 //! Order, outermost first (a request passes down this list, its response
 //! back up it):
 //!
-//! 1. sensitive headers: `Authorization`, `Cookie`, `Set-Cookie` are marked
-//!    so that no log or `Debug` output can show them;
+//! 1. sensitive headers: `Authorization`, `Proxy-Authorization`, `Cookie`
+//!    and `Set-Cookie` are marked so that no log or `Debug` output can
+//!    show them;
 //! 2. request id: kept if sane, else new; echoed on every response;
 //! 3. client IP: the peer, or the client behind trusted proxies;
 //! 4. tracing: one span per request with its id, method, path and client;
 //! 5. security headers: outside everything that can answer on its own, so
 //!    413s, timeouts and panics carry them too;
-//! 6. problem details: bare error responses become problem+json;
-//! 7. panic catcher: a panic becomes the generic 500, logged with its id;
-//! 8. timeout;
-//! 9. body size limit;
-//! 10. CORS: preflights are answered here, and 429s carry CORS headers so
-//!     that a browser script can read them;
+//! 6. CORS: preflights are answered here; every other response, 413s,
+//!    timeouts, panics and 429s included, carries the CORS headers so that
+//!    a browser script on an allowed origin can read it;
+//! 7. problem details: bare error responses become problem+json;
+//! 8. panic catcher: a panic becomes the generic 500, logged with its id;
+//! 9. timeout;
+//! 10. body size limit;
 //! 11. rate limiting: on the matched route, before the handler (added to
 //!     the router itself, see [`super::router`]).
 
@@ -46,6 +48,7 @@ where
 {
     let client_ip = ClientIpConfig {
         trusted_proxies: settings.server.trusted_proxies.clone().into(),
+        header: settings.server.forwarded_header,
         ipv6_prefix: settings.server.ipv6_prefix,
     };
     let headers: security_headers::SecurityHeaders = settings.headers.headers.clone().into();
@@ -82,6 +85,7 @@ where
         .layer(from_fn_with_state(client_ip, client_ip::layer))
         .layer(trace)
         .layer(from_fn_with_state(headers, security_headers::layer))
+        .layer(cors::layer(&settings.cors))
         .layer(from_fn(problem::layer))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(from_fn_with_state(
@@ -89,8 +93,7 @@ where
             timeout::layer,
         ))
         .layer(RequestBodyLimitLayer::new(settings.server.body_limit))
-        .layer(DefaultBodyLimit::max(settings.server.body_limit))
-        .layer(cors::layer(&settings.cors));
+        .layer(DefaultBodyLimit::max(settings.server.body_limit));
     router.layer(stack)
 }
 

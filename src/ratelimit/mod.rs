@@ -203,6 +203,12 @@ impl RateLimiter {
         if !self.enabled {
             return &[];
         }
+        // axum answers HEAD with the GET handler: limit it the same way.
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         path.and_then(|p| self.routes.get(method)?.get(p))
             .map_or(&self.default, |v| v)
     }

@@ -22,7 +22,7 @@ pub struct GenerateOutput {
 }
 
 /// Echoes a summary of the prompt.
-#[utoipa::path(post, path = "/ai/generate", tag = "samples", security(("bearer" = [])),
+#[utoipa::path(post, path = "/ai/generate", tag = "samples", security(("bearer" = []), ("oauth2" = [])),
     request_body = GenerateBody,
     responses(
         (status = 200, description = "Generated", body = GenerateOutput),

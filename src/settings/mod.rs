@@ -49,8 +49,18 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     pub body_limit: usize,
     pub trusted_proxies: Vec<IpNet>,
+    pub forwarded_header: ForwardedHeader,
     pub ipv6_prefix: u8,
     pub docs: bool,
+}
+
+/// The header trusted proxies put the client chain in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx, HAProxy, most load balancers).
+    XForwardedFor,
+    /// `Forwarded: for=` (RFC 7239).
+    Forwarded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

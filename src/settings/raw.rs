@@ -28,6 +28,7 @@ pub struct RawServer {
     pub shutdown_timeout: String,
     pub body_limit: i64,
     pub trusted_proxies: Vec<String>,
+    pub forwarded_header: String,
     pub ipv6_prefix: i64,
     pub docs: bool,
 }
@@ -41,6 +42,7 @@ impl Default for RawServer {
             shutdown_timeout: "10s".into(),
             body_limit: 1024 * 1024,
             trusted_proxies: Vec::new(),
+            forwarded_header: "x-forwarded-for".into(),
             ipv6_prefix: 56,
             docs: true,
         }

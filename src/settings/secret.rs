@@ -96,21 +96,11 @@ pub fn secret_path(data_dir: &Path) -> PathBuf {
 pub fn load_or_generate(data_dir: &Path) -> std::io::Result<(SigningSecret, bool)> {
     let path = secret_path(data_dir);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let bytes = hex::decode(text.trim()).map_err(|_| {
-                std::io::Error::other(format!(
-                    "{} is not the hex secret Palisade wrote",
-                    path.display()
-                ))
-            })?;
-            if bytes.len() < MIN_SECRET_BYTES {
-                return Err(std::io::Error::other(format!(
-                    "{} is too short",
-                    path.display()
-                )));
-            }
-            Ok((SigningSecret(SecretSlice::from(bytes)), false))
-        }
+        Ok(text) => SigningSecret::parse(text.trim())
+            .map(|secret| (secret, false))
+            .map_err(|why| {
+                std::io::Error::other(format!("the secret in {} {why}", path.display()))
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
             let secret = SigningSecret::generate()?;

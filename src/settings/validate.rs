@@ -109,6 +109,14 @@ fn server(raw: &RawSettings, p: &mut Problems) -> Option<ServerSettings> {
             proxies.push(net);
         }
     }
+    let forwarded_header = p.check(
+        "server.forwarded_header",
+        match s.forwarded_header.to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+            "forwarded" => Ok(ForwardedHeader::Forwarded),
+            other => Err(format!("{other:?}: use x-forwarded-for or forwarded")),
+        },
+    );
     let ipv6_prefix = p.check("server.ipv6_prefix", in_range(s.ipv6_prefix, 16, 128));
     Some(ServerSettings {
         bind: bind?,
@@ -117,6 +125,7 @@ fn server(raw: &RawSettings, p: &mut Problems) -> Option<ServerSettings> {
         shutdown_timeout: shutdown_timeout?,
         body_limit: usize::try_from(body_limit?).ok()?,
         trusted_proxies: proxies,
+        forwarded_header: forwarded_header?,
         ipv6_prefix: u8::try_from(ipv6_prefix?).ok()?,
         docs: s.docs,
     })

@@ -87,7 +87,7 @@ fn respond(
 ) -> Result<TokenResponse, ApiError> {
     let access_token = state
         .tokens
-        .issue(&user.id, session, user.role, jwt::now_secs())
+        .issue(&user.id, session, user.role, storage::now_ms())
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(TokenResponse {
         access_token,
@@ -212,7 +212,8 @@ async fn reuse_or_invalid(
     let Some((session, Some(used_at))) = found else {
         return GrantError::InvalidRefreshToken;
     };
-    if now - used_at <= storage::ms(state.settings.auth.refresh_reuse_grace) {
+    let grace = storage::ms(state.settings.auth.refresh_reuse_grace);
+    if grace > 0 && now - used_at <= grace {
         return GrantError::InvalidRefreshToken;
     }
     let ended = match sessions::end(state.db.pool(), &session, EndReason::ReuseDetected, now).await

@@ -293,7 +293,7 @@ pub async fn revoke(
 /// Ends the caller's session: its refresh token and every access token of
 /// the session stop working.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),

@@ -11,7 +11,19 @@ use palisade::startup::Application;
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The application's state (database, settings), when it is the real app.
+    pub state: Option<palisade::AppState>,
     _dir: tempfile::TempDir,
+}
+
+/// A password every test account can use.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Tokens as the token endpoint returns them.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
 }
 
 impl TestApp {
@@ -21,6 +33,80 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub fn db(&self) -> &sqlx::AnyPool {
+        self.state.as_ref().expect("the real app").db.pool()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers `username` (email `username@example.org`) and returns the user.
+    pub async fn register(&self, username: &str) -> serde_json::Value {
+        let body = serde_json::json!({
+            "email": format!("{username}@example.org"),
+            "username": username,
+            "name": "Test User",
+            "password": PASSWORD,
+        });
+        let response = self.post_json("/auth/register", &body).await;
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        response.json().await.unwrap()
+    }
+
+    pub async fn token_request(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_form(
+            "/auth/token",
+            &[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Logs in with the password grant.
+    pub async fn login(&self, username: &str) -> Tokens {
+        let response = self.token_request(username, PASSWORD).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        response.json().await.unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post_form(
+            "/auth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    pub async fn get_profile(&self, access_token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/profile"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -35,6 +121,15 @@ pub fn settings(env: &[(&str, &str)]) -> (Settings, tempfile::TempDir) {
     vars.entry("PALISADE_BIND".into())
         .or_insert_with(|| "127.0.0.1:0".into());
     vars.insert("PALISADE_LOG_LEVEL".into(), "warn".into());
+    // Light hashing keeps the suite fast; tests about the production
+    // parameters set their own.
+    vars.entry("PALISADE_ARGON2_MEMORY_KIB".into())
+        .or_insert_with(|| "64".into());
+    vars.entry("PALISADE_ARGON2_ITERATIONS".into())
+        .or_insert_with(|| "1".into());
+    // Tests register and log in often; those about these limits set them.
+    vars.entry("PALISADE_RATE_LIMIT_POLICIES".into())
+        .or_insert_with(|| "register=1000/minute per ip; login=1000/minute per ip".into());
     let sources = Sources {
         env: vars,
         data_dir: Some(dir.path().to_string_lossy().into_owned()),
@@ -49,10 +144,12 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
     let (settings, dir) = settings(env);
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr().unwrap();
+    let state = app.state().clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         addr,
         client: client(),
+        state: Some(state),
         _dir: dir,
     }
 }
@@ -75,6 +172,7 @@ pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestApp {
     TestApp {
         addr,
         client: client(),
+        state: None,
         _dir: dir,
     }
 }

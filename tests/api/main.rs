@@ -2,10 +2,17 @@
 //! started on port 0, each with its own data folder.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
+mod audit;
 mod binary;
 mod cors;
 mod docs;
 mod errors;
 mod headers;
 mod helpers;
+mod jwt_attacks;
 mod limits;
+mod login_limits;
+mod readme;
+mod sql_hygiene;
+mod tokens;
