@@ -1,14 +1,20 @@
-//! Operator commands that work on the database directly: `migrate` and
-//! `create-admin` (the only way to make a `super_admin`).
+//! Operator commands that work on the database directly: `migrate`,
+//! `create-admin` (the only way to make a `super_admin`) and `users`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use crate::accounts::User;
+use crate::admin::change::{self, Actor};
+use crate::admin::rules::Action;
+use crate::auth::audit::RequestContext;
+use crate::cli::UsersCommand;
 use crate::domain::password::Owner;
 use crate::domain::{Email, Name, Role, Username};
 use crate::settings::Settings;
 use crate::startup::build_state;
+use crate::state::AppState;
+use crate::storage::users::UserRow;
 use crate::storage::{self, users};
 
 /// `palisade migrate`.
@@ -132,4 +138,88 @@ pub async fn create_admin(
         }
         Err(e) => fail(&format!("cannot create the account: {e}")),
     }
+}
+
+/// `palisade users ...`.
+pub async fn users(settings: Settings, command: UsersCommand) -> ExitCode {
+    let state = match build_state(settings).await {
+        Ok(state) => state,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+    match run_users(&state, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+async fn find(state: &AppState, who: &str) -> Result<UserRow, String> {
+    let pool = state.db.pool();
+    let found = match users::find_by_id(pool, who).await {
+        Ok(Some(user)) => Some(user),
+        Ok(None) => users::find_by_login(pool, &who.trim().to_lowercase())
+            .await
+            .map_err(|e| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    };
+    found.ok_or_else(|| format!("no user {who:?}"))
+}
+
+async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String> {
+    let ctx = RequestContext::default();
+    let (target, action) = match command {
+        UsersCommand::List {
+            search,
+            page,
+            limit,
+        } => {
+            if page < 1 || !(1..=100).contains(&limit) {
+                return Err("--page must be 1 or more and --limit 1 to 100".into());
+            }
+            let pattern = search
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(users::like_pattern);
+            let rows = users::list(
+                state.db.pool(),
+                pattern.as_deref(),
+                limit,
+                (page - 1) * limit,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            for row in &rows {
+                println!(
+                    "{}",
+                    serde_json::to_string(&User::from(row)).unwrap_or_default()
+                );
+            }
+            return Ok(());
+        }
+        UsersCommand::SetRole { user, role } => {
+            let role: Role = role.parse()?;
+            (
+                find(state, &user).await?,
+                Action::Update {
+                    role: Some(role),
+                    disabled: None,
+                },
+            )
+        }
+        UsersCommand::Disable { user, enable } => (
+            find(state, &user).await?,
+            Action::Update {
+                role: None,
+                disabled: Some(!enable),
+            },
+        ),
+    };
+    change::apply(state, &ctx, Actor::Operator, &target, action)
+        .await
+        .map_err(|e| e.to_string())?;
+    let row = find(state, &target.id).await?;
+    println!(
+        "{}",
+        serde_json::to_string(&User::from(&row)).unwrap_or_default()
+    );
+    Ok(())
 }

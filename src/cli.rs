@@ -41,6 +41,9 @@ pub enum Command {
     CheckConfig,
     /// Apply the database migrations and exit (`serve` also applies them).
     Migrate,
+    /// Manage users directly, for operators locked out of the API.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Create a super_admin account: the only way to make one.
     CreateAdmin {
         /// The account's email address.
@@ -70,4 +73,38 @@ impl Cli {
         }
         sources
     }
+}
+
+/// `palisade users ...`: the administration API's counterparts, for
+/// operators locked out of it. They obey the same rules, except that the
+/// operator may act on anyone; every change is audited with actor `cli`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users as JSON lines, oldest first.
+    List {
+        /// Case-insensitive literal substring of email, username or name.
+        #[arg(long)]
+        search: Option<String>,
+        /// Page number, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+        /// Users per page, 1 to 100.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Set a user's role (user, editor or admin; never super_admin).
+    SetRole {
+        /// The user's id, username or email.
+        user: String,
+        /// The new role.
+        role: String,
+    },
+    /// Disable a user (ends its sessions), or enable it again.
+    Disable {
+        /// The user's id, username or email.
+        user: String,
+        /// Enable the user instead.
+        #[arg(long)]
+        enable: bool,
+    },
 }

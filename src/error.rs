@@ -46,6 +46,9 @@ pub enum ApiError {
     Unauthorized { invalid_token: bool },
     #[error("forbidden")]
     Forbidden,
+    /// 403 with a reason the caller may know.
+    #[error("{0}")]
+    Denied(String),
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -126,7 +129,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Denied(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -146,7 +149,8 @@ impl IntoResponse for ApiError {
             Self::BadRequest(m)
             | Self::Conflict(m)
             | Self::UnsupportedMediaType(m)
-            | Self::Unavailable(m) => {
+            | Self::Unavailable(m)
+            | Self::Denied(m) => {
                 problem.detail.clone_from(m);
             }
             Self::Validation(errors) => {

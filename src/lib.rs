@@ -8,6 +8,7 @@
 //! environment.
 
 pub mod accounts;
+pub mod admin;
 pub mod admin_cli;
 pub mod auth;
 pub mod check_config;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => palisade::check_config::run(&settings),
         Command::Serve { .. } => serve(settings),
         Command::Migrate => block_on(palisade::admin_cli::migrate(settings)),
+        Command::Users(command) => block_on(palisade::admin_cli::users(settings, command)),
         Command::CreateAdmin {
             email,
             username,
@@ -51,6 +52,11 @@ fn main() -> ExitCode {
 }
 
 fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    // Operator commands log too (e.g. that a signing secret was generated).
+    palisade::telemetry::init(&palisade::settings::LogSettings {
+        format: palisade::settings::LogFormat::Human,
+        level: "warn,palisade=info".into(),
+    });
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

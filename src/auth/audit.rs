@@ -52,6 +52,8 @@ pub enum Event {
     Revoke,
     PasswordChange,
     AccountDelete,
+    AdminUpdateUser,
+    AdminDeleteUser,
 }
 
 impl Event {
@@ -66,11 +68,14 @@ impl Event {
             Self::Revoke => "revoke",
             Self::PasswordChange => "password_change",
             Self::AccountDelete => "account_delete",
+            Self::AdminUpdateUser => "admin_update_user",
+            Self::AdminDeleteUser => "admin_delete_user",
         }
     }
 }
 
-/// Records an event. `detail` is internal (e.g. why a login failed).
+/// Records an event about `user_id`, done by that user. `detail` is
+/// internal (e.g. why a login failed).
 pub async fn record(
     db: &Db,
     event: Event,
@@ -78,10 +83,23 @@ pub async fn record(
     user_id: Option<&str>,
     detail: Option<&str>,
 ) -> Result<(), ApiError> {
+    record_by(db, event, ctx, user_id, user_id, detail).await
+}
+
+/// Records an event about `user_id` done by `actor_id` (an administrator,
+/// or `cli` for the operator commands).
+pub async fn record_by(
+    db: &Db,
+    event: Event,
+    ctx: &RequestContext,
+    actor_id: Option<&str>,
+    user_id: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), ApiError> {
     let e = NewEvent {
         event: event.as_str(),
         user_id,
-        actor_id: user_id,
+        actor_id,
         ip: ctx.ip.clone(),
         user_agent: ctx.user_agent.as_deref(),
         request_id: ctx.request_id.clone(),

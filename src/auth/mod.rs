@@ -6,6 +6,8 @@ pub mod extractor;
 pub mod hashing;
 pub mod jwt;
 pub mod refresh;
+pub mod roles;
 pub mod throttle;
 
 pub use extractor::AuthUser;
+pub use roles::{AdminUser, RequireRole};

@@ -40,6 +40,7 @@ frame-ancestors 'none'";
     tags(
         (name = "auth", description = "OAuth2 password login, refresh, revocation, logout"),
         (name = "accounts", description = "Registration and the caller's own account"),
+        (name = "admin", description = "User administration and the audit log (admin, super_admin)"),
         (name = "operations", description = "Health probes"),
         (name = "samples", description = "Rate-limit showcase resources"),
     )

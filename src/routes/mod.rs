@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::accounts::{profile, register};
+use crate::admin::{audit_log, users as admin_users};
 use crate::state::AppState;
 use crate::tokens::routes as tokens;
 
@@ -30,6 +31,13 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(profile::change_password))
         .routes(routes!(profile::delete_account))
         .routes(routes!(ai::generate))
+        .routes(routes!(admin_users::list_users))
+        .routes(routes!(
+            admin_users::get_user,
+            admin_users::patch_user,
+            admin_users::delete_user
+        ))
+        .routes(routes!(audit_log::audit_log))
 }
 
 /// `"METHOD /path"` of every route this server has, as the rate-limit

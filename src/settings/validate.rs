@@ -272,6 +272,9 @@ fn auth(raw: &RawSettings, p: &mut Problems) -> Option<AuthSettings> {
         "auth.argon2_iterations",
         in_range(a.argon2_iterations, 1, 100),
     );
+    if a.argon2_memory_kib < 8 * a.argon2_parallelism {
+        p.0.push("auth.argon2_memory_kib: Argon2 needs at least 8 KiB per lane (auth.argon2_parallelism)".into());
+    }
     let parallelism = p.check(
         "auth.argon2_parallelism",
         in_range(a.argon2_parallelism, 1, 64),

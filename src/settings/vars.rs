@@ -99,6 +99,13 @@ pub const VARS: &[Var] = &[
         "Networks (CIDR) whose `X-Forwarded-For`/`Forwarded` headers are believed.",
     ),
     var(
+        "PALISADE_FORWARDED_HEADER",
+        "server.forwarded_header",
+        Kind::Str,
+        "x-forwarded-for",
+        "Which header trusted proxies set: `x-forwarded-for` or `forwarded` (RFC 7239); the other is ignored.",
+    ),
+    var(
         "PALISADE_IPV6_PREFIX",
         "server.ipv6_prefix",
         Kind::Int,

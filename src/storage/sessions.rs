@@ -111,8 +111,8 @@ pub async fn end(
 }
 
 /// Ends every open session of a user except `keep`. Returns how many.
-pub async fn end_all(
-    pool: &AnyPool,
+pub async fn end_all<'e>(
+    ex: impl Executor<'e, Database = Any>,
     user_id: &str,
     keep: Option<&str>,
     reason: EndReason,
@@ -126,7 +126,7 @@ pub async fn end_all(
     .bind(keep)
     .bind(now)
     .bind(reason.as_str())
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(done.rows_affected())
 }

@@ -1,7 +1,7 @@
 //! The `users` table.
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::{Any, AnyPool, Executor, Row};
 
 use crate::domain::Role;
 
@@ -195,6 +195,116 @@ pub async fn delete(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
         .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Escapes `%`, `_` and `\` so that `text` matches itself in a `LIKE ...
+/// ESCAPE '\'` pattern, lower-cased, as a substring.
+pub fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// A page of users in a stable order (oldest first), filtered by a
+/// [`like_pattern`] over email, username and name.
+pub async fn list(
+    pool: &AnyPool,
+    pattern: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<UserRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
+         u.password_changed_at, u.created_at, u.updated_at FROM users u \
+         WHERE $1 IS NULL OR u.email_key LIKE $1 ESCAPE '\\' OR u.username_key LIKE $1 ESCAPE '\\' \
+         OR LOWER(u.name) LIKE $1 ESCAPE '\\' \
+         ORDER BY u.created_at, u.id LIMIT $2 OFFSET $3",
+    )
+    .bind(pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// How many users [`list`] would page through.
+pub async fn count(pool: &AnyPool, pattern: Option<&str>) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM users u \
+         WHERE $1 IS NULL OR u.email_key LIKE $1 ESCAPE '\\' OR u.username_key LIKE $1 ESCAPE '\\' \
+         OR LOWER(u.name) LIKE $1 ESCAPE '\\'",
+    )
+    .bind(pattern)
+    .fetch_one(pool)
+    .await?;
+    row.try_get("n")
+}
+
+/// Takes the write locks on every super_admin row (PostgreSQL row locks,
+/// SQLite's database lock) for the rest of the transaction, so that the
+/// "last super_admin" count that follows cannot be raced.
+pub async fn lock_super_admins<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET updated_at = updated_at WHERE role = 'super_admin'")
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Enabled super_admins other than `id`.
+pub async fn other_super_admins<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM users WHERE role = 'super_admin' AND disabled = 0 AND id <> $1",
+    )
+    .bind(id)
+    .fetch_one(ex)
+    .await?;
+    row.try_get("n")
+}
+
+/// Sets the role and/or the disabled flag.
+pub async fn set_role_and_status<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+    role: Option<Role>,
+    disabled: Option<bool>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), updated_at = $4 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(role.map(Role::as_str))
+    .bind(disabled.map(i64::from))
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Deletes inside a transaction.
+pub async fn delete_in<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(ex)
         .await?;
     Ok(done.rows_affected() > 0)
 }

@@ -16,13 +16,13 @@ use serde::Serialize;
 
 use crate::auth::audit::{self, Event, RequestContext};
 use crate::auth::hashing::Verified;
-use crate::auth::{jwt, refresh};
+use crate::auth::refresh;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::{self, refresh_tokens, sessions, sessions::EndReason, users, users::UserRow};
 
-/// The RFC 6749 §5.1 token response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// The RFC 6749 §5.1 token response. Its `Debug` hides the tokens.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `bearer`.
@@ -32,6 +32,14 @@ pub struct TokenResponse {
     pub refresh_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a grant failed. Every variant but `Api` is `invalid_grant` to the

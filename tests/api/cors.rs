@@ -111,3 +111,40 @@ async fn a_simple_request_exposes_the_rate_limit_and_request_id_headers() {
         assert!(exposed.contains(h), "{exposed}");
     }
 }
+
+#[tokio::test]
+async fn error_responses_from_outer_layers_carry_cors_headers() {
+    let app = crate::helpers::spawn_stack(
+        axum::Router::new().route("/boom", axum::routing::get(crate::errors::boom)),
+        &[
+            ("PALISADE_CORS_ALLOWED_ORIGINS", "https://app.example"),
+            ("PALISADE_BODY_LIMIT", "16"),
+        ],
+    )
+    .await;
+    let panic = app
+        .client
+        .get(app.url("/boom"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(panic.status(), 500);
+    assert_eq!(
+        panic.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let big = app
+        .client
+        .post(app.url("/boom"))
+        .header("origin", "https://app.example")
+        .body("x".repeat(64))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    assert_eq!(
+        big.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+}

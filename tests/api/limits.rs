@@ -150,3 +150,18 @@ async fn limits_can_be_turned_off() {
         assert!(response.headers().get("ratelimit").is_none());
     }
 }
+
+#[tokio::test]
+async fn head_requests_are_limited_like_get() {
+    let app = spawn_app(&[("PALISADE_RATE_LIMIT_POLICIES", "data=2/minute per ip")]).await;
+    let head = || app.client.head(app.url("/api/data")).send();
+    assert_eq!(head().await.unwrap().status(), 200);
+    let second = head().await.unwrap();
+    assert_eq!(second.headers()["ratelimit-policy"], "\"data\";q=2;w=60");
+    assert_eq!(head().await.unwrap().status(), 429);
+    assert_eq!(
+        app.get("/api/data").await.status(),
+        429,
+        "HEAD and GET share the bucket"
+    );
+}
