@@ -22,16 +22,19 @@ pub struct AuthUser {
     pub claims: Claims,
 }
 
-/// The bearer token of a request, if it has one; `Err` for a malformed
-/// `Authorization` header.
-pub fn bearer(parts: &http::HeaderMap) -> Result<Option<&str>, ()> {
+/// An `Authorization` header that is not `Bearer <token>`.
+#[derive(Debug, Clone, Copy)]
+pub struct MalformedAuthorization;
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(parts: &http::HeaderMap) -> Result<Option<&str>, MalformedAuthorization> {
     let Some(value) = parts.get(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let text = value.to_str().map_err(|_| ())?;
-    let (scheme, token) = text.split_once(' ').ok_or(())?;
+    let text = value.to_str().map_err(|_| MalformedAuthorization)?;
+    let (scheme, token) = text.split_once(' ').ok_or(MalformedAuthorization)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(());
+        return Err(MalformedAuthorization);
     }
     Ok(Some(token.trim()))
 }
@@ -54,7 +57,7 @@ impl FromRequestParts<AppState> for AuthUser {
                     invalid_token: false,
                 });
             }
-            Err(()) => return Err(invalid),
+            Err(MalformedAuthorization) => return Err(invalid),
         };
         let claims = state.tokens.verify(token).map_err(|e| {
             tracing::info!(reason = %e, "access token refused");

@@ -259,11 +259,11 @@ pub async fn revoke(state: &AppState, ctx: &RequestContext, token: &str) -> Resu
     } else {
         state.tokens.verify(token).ok().map(|c| c.sid)
     };
-    if let Some(session) = session {
-        if sessions::end(state.db.pool(), &session, EndReason::Revoked, now).await? {
-            let owner = sessions::owner(state.db.pool(), &session).await?;
-            audit::record(&state.db, Event::Revoke, ctx, owner.as_deref(), None).await?;
-        }
+    if let Some(session) = session
+        && sessions::end(state.db.pool(), &session, EndReason::Revoked, now).await?
+    {
+        let owner = sessions::owner(state.db.pool(), &session).await?;
+        audit::record(&state.db, Event::Revoke, ctx, owner.as_deref(), None).await?;
     }
     Ok(())
 }

@@ -38,7 +38,15 @@ async fn security_events_are_recorded_without_secrets() {
     app.post_form("/auth/revoke", &[("token", &third.refresh_token)])
         .await;
 
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT event, user_id, ip, user_agent, request_id, detail FROM security_events ORDER BY id",
     )
     .fetch_all(app.db())

@@ -312,3 +312,137 @@ mod reqwest {
             .to_owned()
     }
 }
+
+fn admin_cli(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .args(["--data-dir", "data"])
+        .env_clear()
+        .env("PALISADE_ARGON2_MEMORY_KIB", "64")
+        .env("PALISADE_ARGON2_ITERATIONS", "1")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn operators_create_super_admins_and_manage_users_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let create = |username: &str, password: &str| {
+        let email = format!("{username}@example.org");
+        admin_cli(
+            dir,
+            &[
+                "create-admin",
+                "--email",
+                &email,
+                "--username",
+                username,
+                "--password-stdin",
+            ],
+            Some(&format!("{password}\n")),
+        )
+    };
+    let weak = create("root", "password");
+    assert_eq!(weak.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("the password"));
+    let root = create("root", "correct horse battery staple");
+    assert!(
+        root.status.success(),
+        "{}",
+        String::from_utf8_lossy(&root.stderr)
+    );
+    let root: serde_json::Value = serde_json::from_slice(&root.stdout).unwrap();
+    assert_eq!(root["role"], "super_admin");
+    assert_eq!(
+        create("ROOT", "correct horse battery staple").status.code(),
+        Some(2),
+        "usernames are unique"
+    );
+    let no_tty = admin_cli(
+        dir,
+        &[
+            "create-admin",
+            "--email",
+            "x@example.org",
+            "--username",
+            "xxx",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&no_tty.stderr).contains("--password-stdin"));
+
+    // The last super_admin stays.
+    let demote = admin_cli(dir, &["users", "set-role", "root", "admin"], None);
+    assert_eq!(demote.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&demote.stderr).contains("last super_admin"));
+    assert_eq!(
+        admin_cli(dir, &["users", "disable", "root"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+
+    assert!(
+        create("deputy", "another fine passphrase here")
+            .status
+            .success()
+    );
+    let demoted = admin_cli(
+        dir,
+        &["users", "set-role", "deputy@example.org", "admin"],
+        None,
+    );
+    assert!(
+        demoted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demoted.stderr)
+    );
+    assert_eq!(json_lines(&demoted)[0]["role"], "admin");
+    let regrant = admin_cli(dir, &["users", "set-role", "deputy", "super_admin"], None);
+    assert_eq!(
+        regrant.status.code(),
+        Some(2),
+        "super_admin only through create-admin"
+    );
+
+    let disabled = admin_cli(dir, &["users", "disable", "deputy"], None);
+    assert_eq!(json_lines(&disabled)[0]["disabled"], true);
+    let enabled = admin_cli(dir, &["users", "disable", "deputy", "--enable"], None);
+    assert_eq!(json_lines(&enabled)[0]["disabled"], false);
+    assert_eq!(
+        admin_cli(dir, &["users", "disable", "nobody"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let list = admin_cli(dir, &["users", "list"], None);
+    let names: Vec<String> = json_lines(&list)
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["root", "deputy"]);
+    let found = admin_cli(dir, &["users", "list", "--search", "DEP"], None);
+    assert_eq!(json_lines(&found).len(), 1);
+    let migrate = admin_cli(dir, &["migrate"], None);
+    assert!(migrate.status.success());
+}
