@@ -175,6 +175,9 @@ async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String
             if page < 1 || !(1..=100).contains(&limit) {
                 return Err("--page must be 1 or more and --limit 1 to 100".into());
             }
+            if search.as_ref().is_some_and(|s| s.chars().count() > 100) {
+                return Err("--search must be at most 100 characters".into());
+            }
             let pattern = search
                 .as_deref()
                 .filter(|s| !s.is_empty())
@@ -183,7 +186,7 @@ async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String
                 state.db.pool(),
                 pattern.as_deref(),
                 limit,
-                (page - 1) * limit,
+                (page - 1).saturating_mul(limit),
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -213,13 +216,14 @@ async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String
             },
         ),
     };
-    change::apply(state, &ctx, Actor::Operator, &target, action)
+    let after = change::apply(state, &ctx, Actor::Operator, &target.id, action)
         .await
         .map_err(|e| e.to_string())?;
-    let row = find(state, &target.id).await?;
-    println!(
-        "{}",
-        serde_json::to_string(&User::from(&row)).unwrap_or_default()
-    );
+    if let Some(row) = after {
+        println!(
+            "{}",
+            serde_json::to_string(&User::from(&row)).unwrap_or_default()
+        );
+    }
     Ok(())
 }

@@ -13,7 +13,7 @@ use crate::auth::AuthUser;
 use crate::auth::audit::{self, Event, RequestContext};
 use crate::auth::hashing::Verified;
 use crate::domain::password::Owner;
-use crate::domain::{Name, Username};
+use crate::domain::{Name, Role, Username};
 use crate::error::{ApiError, FieldError, Result};
 use crate::http::extract::ApiJson;
 use crate::state::AppState;
@@ -224,17 +224,23 @@ pub async fn delete_account(
     ApiJson(body): ApiJson<DeleteAccount>,
 ) -> Result<StatusCode> {
     confirm_password(&state, &caller, &body.password, "password").await?;
-    let pool = state.db.pool();
     let now = storage::now_ms();
-    sessions::end_all(pool, &caller.user.id, None, EndReason::AccountDeleted, now).await?;
-    users::delete(pool, &caller.user.id).await?;
-    audit::record(
-        &state.db,
-        Event::AccountDelete,
-        &ctx,
-        Some(&caller.user.id),
-        None,
-    )
-    .await?;
+    let id = &caller.user.id;
+    let mut tx = state.db.pool().begin().await?;
+    users::lock(&mut *tx, id).await?;
+    if caller.user.role == Role::SuperAdmin {
+        users::lock_super_admins(&mut *tx).await?;
+        if users::other_super_admins(&mut *tx, id).await? == 0 {
+            tx.rollback().await?;
+            return Err(ApiError::Conflict(
+                "The last super_admin cannot delete their account".into(),
+            ));
+        }
+    }
+    sessions::end_all(&mut *tx, id, None, EndReason::AccountDeleted, now).await?;
+    users::delete_in(&mut *tx, id).await?;
+    let row = audit::event(Event::AccountDelete, &ctx, Some(id), Some(id), None);
+    crate::storage::events::insert(&mut *tx, &row, now).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

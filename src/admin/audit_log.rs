@@ -58,10 +58,14 @@ pub async fn audit_log(
 ) -> Result<Json<Page<AuditEvent>>> {
     let mut errors = Vec::new();
     let paging = Paging::parse(query.page, query.limit, &mut errors);
-    if query.user_id.as_ref().is_some_and(|u| u.len() > 64) {
+    if query
+        .user_id
+        .as_ref()
+        .is_some_and(|u| u.chars().count() > 64)
+    {
         errors.push(FieldError::new("user_id", "must be at most 64 characters"));
     }
-    if query.event.as_ref().is_some_and(|e| e.len() > 64) {
+    if query.event.as_ref().is_some_and(|e| e.chars().count() > 64) {
         errors.push(FieldError::new("event", "must be at most 64 characters"));
     }
     invalid(errors)?;

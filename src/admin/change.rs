@@ -1,66 +1,85 @@
-//! Applying an administrative change in one transaction: the rules, the
-//! "last super_admin" check under lock, the change, and the end of the
-//! target's sessions (so its access tokens stop working at once).
+//! Applying an administrative change in one transaction: lock the target
+//! (and, where a super_admin could be taken away, every super_admin),
+//! re-read the target and the caller under the lock and authorize against
+//! what is true now, apply the change, end the target's sessions (so its
+//! access tokens stop working at once) and write the audit event, then
+//! commit. Either all of it happens or none.
 
 use crate::admin::rules::{self, Action, Party};
 use crate::auth::audit::{self, Event, RequestContext};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::storage::{self, sessions, sessions::EndReason, users, users::UserRow};
+use crate::storage::{self, events, sessions, sessions::EndReason, users, users::UserRow};
 
 /// Who asks: a user over HTTP, or the operator at the command line (who
 /// may act on anyone, but is held to the "last super_admin" rule and never
 /// grants super_admin either).
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
-    User(&'a UserRow),
+    User(&'a str),
     Operator,
 }
 
 impl Actor<'_> {
     fn id(&self) -> &str {
         match self {
-            Self::User(u) => &u.id,
+            Self::User(id) => id,
             Self::Operator => "cli",
         }
     }
 }
 
-/// Authorizes and applies `action` to `target`.
+/// Authorizes and applies `action` to the user `target_id`; returns the
+/// user as it is afterwards (`None` once deleted).
 pub async fn apply(
     state: &AppState,
     ctx: &RequestContext,
     actor: Actor<'_>,
-    target: &UserRow,
+    target_id: &str,
     action: Action,
-) -> Result<(), ApiError> {
-    let target_party = Party {
-        id: &target.id,
-        role: target.role,
-    };
-    match actor {
-        Actor::User(caller) => rules::authorize(
-            Party {
-                id: &caller.id,
-                role: caller.role,
-            },
-            target_party,
-            action,
-        )?,
-        Actor::Operator => {
-            if let Action::Update {
-                role: Some(crate::domain::Role::SuperAdmin),
-                ..
-            } = action
-            {
-                return Err(ApiError::Denied(
-                    "super_admin is granted only with `palisade create-admin`".into(),
-                ));
-            }
-        }
-    }
+) -> Result<Option<UserRow>, ApiError> {
     let now = storage::now_ms();
     let mut tx = state.db.pool().begin().await?;
+    // The first statement writes, so SQLite takes its write lock at once
+    // and PostgreSQL locks the row: nothing below can be raced.
+    users::lock(&mut *tx, target_id).await?;
+    let target = users::find_by_id_in(&mut *tx, target_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let refusal = match actor {
+        Actor::User(caller_id) => {
+            let caller = users::find_by_id_in(&mut *tx, caller_id).await?;
+            match caller {
+                Some(c) if !c.disabled => rules::authorize(
+                    Party {
+                        id: &c.id,
+                        role: c.role,
+                    },
+                    Party {
+                        id: &target.id,
+                        role: target.role,
+                    },
+                    action,
+                ),
+                _ => Err(ApiError::Unauthorized {
+                    invalid_token: true,
+                }),
+            }
+        }
+        Actor::Operator => match action {
+            Action::Update {
+                role: Some(crate::domain::Role::SuperAdmin),
+                ..
+            } => Err(ApiError::Denied(
+                "super_admin is granted only with `palisade create-admin`".into(),
+            )),
+            _ => Ok(()),
+        },
+    };
+    if let Err(e) = refusal {
+        tx.rollback().await?;
+        return Err(e);
+    }
     if rules::removes_super_admin(target.role, action) {
         users::lock_super_admins(&mut *tx).await?;
         if users::other_super_admins(&mut *tx, &target.id).await? == 0 {
@@ -101,14 +120,15 @@ pub async fn apply(
             )
         }
     };
-    tx.commit().await?;
-    audit::record_by(
-        &state.db,
+    let row = audit::event(
         event,
         ctx,
         Some(actor.id()),
         Some(&target.id),
         Some(&detail),
-    )
-    .await
+    );
+    events::insert(&mut *tx, &row, now).await?;
+    let after = users::find_by_id_in(&mut *tx, &target.id).await?;
+    tx.commit().await?;
+    Ok(after)
 }

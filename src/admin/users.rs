@@ -129,24 +129,20 @@ pub async fn patch_user(
             )]));
         }
     };
+    if role.is_none() && patch.disabled.is_none() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "",
+            "name role or disabled",
+        )]));
+    }
     let target = target(&state, &user_id).await?;
     let action = Action::Update {
         role,
         disabled: patch.disabled,
     };
-    change::apply(
-        &state,
-        &ctx,
-        Actor::User(&admin.caller.user),
-        &target,
-        action,
-    )
-    .await?;
-    Ok(Json(User::from(
-        &users::find_by_id(state.db.pool(), &target.id)
-            .await?
-            .ok_or(ApiError::NotFound)?,
-    )))
+    let admin_id = &admin.caller.user.id;
+    let after = change::apply(&state, &ctx, Actor::User(admin_id), &target.id, action).await?;
+    Ok(Json(User::from(&after.ok_or(ApiError::NotFound)?)))
 }
 
 /// Deletes a user, its sessions and its tokens.
@@ -167,11 +163,12 @@ pub async fn delete_user(
     Path(user_id): Path<String>,
 ) -> Result<StatusCode> {
     let target = target(&state, &user_id).await?;
+    let admin_id = &admin.caller.user.id;
     change::apply(
         &state,
         &ctx,
-        Actor::User(&admin.caller.user),
-        &target,
+        Actor::User(admin_id),
+        &target.id,
         Action::Delete,
     )
     .await?;

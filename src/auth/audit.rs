@@ -86,6 +86,26 @@ pub async fn record(
     record_by(db, event, ctx, user_id, user_id, detail).await
 }
 
+/// The row for an event about `user_id` done by `actor_id`, for callers
+/// that write it inside their own transaction.
+pub fn event<'a>(
+    event: Event,
+    ctx: &'a RequestContext,
+    actor_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    detail: Option<&'a str>,
+) -> NewEvent<'a> {
+    NewEvent {
+        event: event.as_str(),
+        user_id,
+        actor_id,
+        ip: ctx.ip.clone(),
+        user_agent: ctx.user_agent.as_deref(),
+        request_id: ctx.request_id.clone(),
+        detail,
+    }
+}
+
 /// Records an event about `user_id` done by `actor_id` (an administrator,
 /// or `cli` for the operator commands).
 pub async fn record_by(
@@ -96,15 +116,7 @@ pub async fn record_by(
     user_id: Option<&str>,
     detail: Option<&str>,
 ) -> Result<(), ApiError> {
-    let e = NewEvent {
-        event: event.as_str(),
-        user_id,
-        actor_id,
-        ip: ctx.ip.clone(),
-        user_agent: ctx.user_agent.as_deref(),
-        request_id: ctx.request_id.clone(),
-        detail,
-    };
+    let e = self::event(event, ctx, actor_id, user_id, detail);
     storage::events::insert(db.pool(), &e, storage::now_ms())
         .await
         .map_err(|err| ApiError::Internal(err.into()))

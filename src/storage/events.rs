@@ -1,7 +1,7 @@
 //! The `security_events` table: the audit trail. Never a password or a
 //! token; the failure reason is kept here and never sent to clients.
 
-use sqlx::AnyPool;
+use sqlx::{Any, AnyPool, Executor};
 
 /// One event to record.
 #[derive(Debug, Default, Clone)]
@@ -15,7 +15,11 @@ pub struct NewEvent<'a> {
     pub detail: Option<&'a str>,
 }
 
-pub async fn insert(pool: &AnyPool, e: &NewEvent<'_>, now: i64) -> Result<(), sqlx::Error> {
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    e: &NewEvent<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO security_events (id, at, event, user_id, actor_id, ip, user_agent, request_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -29,7 +33,7 @@ pub async fn insert(pool: &AnyPool, e: &NewEvent<'_>, now: i64) -> Result<(), sq
     .bind(e.user_agent)
     .bind(e.request_id.as_deref())
     .bind(e.detail)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }

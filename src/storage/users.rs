@@ -308,3 +308,27 @@ pub async fn delete_in<'e>(
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Takes the write lock on one user row for the rest of the transaction.
+pub async fn lock<'e>(ex: impl Executor<'e, Database = Any>, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// [`find_by_id`] inside a transaction.
+pub async fn find_by_id_in<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
+         u.password_changed_at, u.created_at, u.updated_at FROM users u WHERE u.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}

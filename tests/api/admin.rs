@@ -520,3 +520,43 @@ async fn every_admin_action_lands_in_the_audit_log_with_actor_and_target() {
         "register, login and the update: {about}"
     );
 }
+
+#[tokio::test]
+async fn the_last_super_admin_cannot_delete_their_account_but_one_of_two_can() {
+    let app = spawn_app(ENV).await;
+    let (_, root) = user_with_role(&app, "root", "super_admin").await;
+    let delete = |token: String| {
+        app.client
+            .delete(app.url("/account"))
+            .bearer_auth(token)
+            .json(&json!({"password": crate::helpers::PASSWORD}))
+            .send()
+    };
+    problem(delete(root.clone()).await.unwrap(), 409).await;
+    let (_, second) = user_with_role(&app, "second", "super_admin").await;
+    assert_eq!(delete(root).await.unwrap().status(), 204);
+    problem(delete(second).await.unwrap(), 409).await;
+}
+
+#[tokio::test]
+async fn an_empty_patch_changes_nothing_and_is_422() {
+    let app = spawn_app(ENV).await;
+    let (_, root) = user_with_role(&app, "root", "super_admin").await;
+    let (target, _) = user_with_role(&app, "someone", "user").await;
+    let response = app
+        .client
+        .patch(app.url(&format!("/users/{target}")))
+        .bearer_auth(&root)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    problem(response, 422).await;
+    let events: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM security_events WHERE event = 'admin_update_user'",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(events, 0);
+}

@@ -160,3 +160,48 @@ async fn health_probes_answer() {
     assert_eq!(app.get("/health/live").await.status(), 200);
     assert_eq!(app.get("/health/ready").await.status(), 200);
 }
+
+#[tokio::test]
+async fn shutdown_drains_a_request_in_flight() {
+    // A login with heavy hashing is a request that takes a while.
+    let (settings, _dir) = crate::helpers::settings(&[
+        ("PALISADE_ARGON2_MEMORY_KIB", "65536"),
+        ("PALISADE_ARGON2_ITERATIONS", "4"),
+    ]);
+    let app = palisade::Application::build(settings).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(format!("http://{addr}/auth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "nobody"),
+                ("password", "whatever it is"),
+            ])
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    stop.send(()).unwrap();
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request was cut off");
+    assert_eq!(response.status(), 400, "it completed normally");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server did not stop")
+        .unwrap()
+        .unwrap();
+    assert!(
+        reqwest::get(format!("http://{addr}/health/live"))
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
+}
