@@ -1,0 +1,738 @@
+#!/usr/bin/env bash
+# Palisade benchmark harness. See docs/benchmarks.md.
+#
+#   bash bench/run.sh
+#
+# Builds palisade and the bare axum ceiling (examples/bare_hello.rs) in
+# release mode, then measures, in one run, on 127.0.0.1 only:
+#
+#   a  the bare hello endpoint (the ceiling on this machine);
+#   b  GET /api/data on palisade with the limit lifted (200s);
+#   c  GET /api/data on palisade answered 429;
+#   d  palisade's idle RSS;
+#   e  a million distinct client keys (X-Forwarded-For through a trusted
+#      proxy) against a 1/second policy swept every second, RSS right after
+#      and once stale keys have been swept;
+#   f  (extra) the same million keys with the sweep 60 s apart, so that
+#      they are all held at once, RSS then and after the sweep;
+#
+# and prints a summary table with PASS/MISS against the targets.
+#
+# Environment (all optional):
+#   DURATION=10s      each measured wrk run
+#   WARMUP=2s         the wrk warm-up before each measured run
+#   THREADS=2         wrk -t
+#   CONNECTIONS=64    wrk -c
+#   KEYS=1000000      requests (distinct keys) in scenarios e and f
+#   KEYS_TIMEOUT=240  upper bound in seconds for each of their wrk runs
+#   SWEEP_WAIT=5      seconds to wait for the sweep in scenario e
+#   F_SWEEP_INTERVAL=60  seconds between sweeps in scenario f
+#   ROUNDS=3          a, b and c run as a block this many times; the summary
+#                     gives the medians, and every round's figures
+#   SCENARIOS="a b c d e f" which scenarios to run, in this order; "attrib"
+#                     (optional, after a) measures b with parts of the
+#                     stack switched off by settings
+#   SERVER_ENV="VAR=VALUE ..."  extra environment for every palisade started
+#                     (e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072)
+#   SKIP_BUILD=1      use the binaries already in target/release
+#   BUILD_TIMEOUT=1800  bound in seconds for the (locked) cargo build
+#   RESULTS_DIR=...   keep wrk outputs and server logs there (else a
+#                     temporary folder, removed on exit)
+#   HOLD_LOCK=1       hold /tmp/palisade-cargo.lock while measuring, so that
+#                     no build run through it competes for the CPU (0: don't)
+#   LOCK_WAIT=1800    seconds to wait for that lock
+#   QUIET_BUSY=20     before each scenario, wait (up to QUIET_TIMEOUT=120 s)
+#                     until the machine is less than this % busy
+#
+# To add a scenario X: write scenario_X (start a server with start_palisade
+# NAME VAR=VALUE... or start_server, measure with run_wrk / flood_keys /
+# vm_kib, store figures with `add KEY VALUE` or RESULT[KEY]=..., stop the
+# server with stop_pid), add X to SCENARIOS, and add rows to summary().
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+KEYS=${KEYS:-1000000}
+KEYS_TIMEOUT=${KEYS_TIMEOUT:-240}
+SWEEP_WAIT=${SWEEP_WAIT:-5}
+SCENARIOS=${SCENARIOS:-"a b c d e f"}
+ROUNDS=${ROUNDS:-3}
+SKIP_BUILD=${SKIP_BUILD:-0}
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
+CARGO_LOCK=/tmp/palisade-cargo.lock
+HOLD_LOCK=${HOLD_LOCK:-1}
+LOCK_WAIT=${LOCK_WAIT:-1800}
+QUIET_BUSY=${QUIET_BUSY:-20}
+QUIET_TIMEOUT=${QUIET_TIMEOUT:-120}
+SERVER_ENV=${SERVER_ENV:-}
+
+PALISADE_BIN=$ROOT/target/release/palisade
+BARE_BIN=$ROOT/target/release/examples/bare_hello
+IPS_LUA=$ROOT/bench/distinct_ips.lua
+
+# Targets.
+TARGET_RATIO_PCT=70       # b and c, as a percentage of a
+TARGET_IDLE_RSS_MIB=20    # d
+TARGET_KEYS_RSS_MIB=200   # e and f, right after the million keys
+
+# ---------------------------------------------------------------- plumbing
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/palisade-bench.XXXXXX")
+if [ -n "${RESULTS_DIR:-}" ]; then
+  mkdir -p "$RESULTS_DIR"
+  RESULTS=$(cd "$RESULTS_DIR" && pwd)
+else
+  RESULTS=$WORK/results
+  mkdir -p "$RESULTS"
+fi
+
+PIDS=()            # every process this script starts in the background
+declare -A RESULT  # scenario figures, read by summary()
+ATTRIB_LINES=()    # rows of the optional attribution table
+NOISY=()           # scenarios that started on a busy machine
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# median VALUES...: the median of numbers (the mean of the middle two for
+# an even count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]
+    else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# add KEY VALUE: appends VALUE to RESULT[KEY_all] (one per round) and sets
+# RESULT[KEY] to the median of the rounds so far.
+add() {
+  local key=$1 value=$2
+  RESULT[${key}_all]="${RESULT[${key}_all]:+${RESULT[${key}_all]} }$value"
+  # shellcheck disable=SC2086
+  RESULT[$key]=$(median ${RESULT[${key}_all]})
+}
+die() { log "ERROR: $*"; exit 1; }
+
+track() { PIDS+=("$1"); }
+
+# Whether PID runs (an exited child not yet waited for does not).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]
+}
+
+# Stops one process started by this script: TERM, then KILL after 5 s.
+stop_pid() {
+  local pid=$1 i
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 50); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$? pid
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do
+    stop_pid "$pid"
+  done
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# "10s", "2m", "1h" or a plain number of seconds -> seconds.
+to_seconds() {
+  local d=$1
+  case $d in
+    *ms) echo 1 ;;
+    *s) echo "${d%s}" ;;
+    *m) echo $(( ${d%m} * 60 )) ;;
+    *h) echo $(( ${d%h} * 3600 )) ;;
+    *) echo "$d" ;;
+  esac
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on, below the kernel's
+# ephemeral range (wrk's and curl's client ports, some in TIME-WAIT, live
+# there).
+free_port() {
+  local low port
+  low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  for port in $(shuf -i "10000-$(( low - 1 ))" -n 50); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# wait_http URL PID: 0 once URL answers 200, 1 if PID exits first, 2 after
+# 10 s.
+wait_http() {
+  local url=$1 pid=$2 i
+  for i in $(seq 200); do
+    alive "$pid" || return 1
+    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  return 2
+}
+
+# VmRSS / VmHWM of PID in KiB.
+vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# start_server NAME HEALTH_PATH COMMAND...: runs COMMAND (in which the word
+# @PORT is replaced by a free port) in the background, from an empty folder,
+# with its output in RESULTS/NAME.server.log, and waits until HEALTH_PATH
+# answers 200. Retries on another port if the server exits first (a port
+# taken in between). Sets SERVER_PID and SERVER_URL.
+start_server() {
+  local name=$1 health=$2
+  shift 2
+  local logfile=$RESULTS/$name.server.log attempt port arg status
+  local -a cmd
+  for attempt in 1 2 3; do
+    port=$(free_port) || die "no free port found"
+    cmd=()
+    for arg in "$@"; do cmd+=("${arg//@PORT/$port}"); done
+    (cd "$WORK" && exec 9>&- && exec "${cmd[@]}") >"$logfile" 2>&1 &
+    SERVER_PID=$!
+    track "$SERVER_PID"
+    SERVER_URL=http://127.0.0.1:$port
+    status=0
+    wait_http "$SERVER_URL$health" "$SERVER_PID" || status=$?
+    case $status in
+      0) log "$name up on $SERVER_URL (pid $SERVER_PID)"; return 0 ;;
+      1) log "$name exited before answering (attempt $attempt):"; cat "$logfile" >&2 ;;
+      *) cat "$logfile" >&2; die "$name did not answer $SERVER_URL$health within 10 s" ;;
+    esac
+  done
+  die "$name would not start"
+}
+
+# start_palisade NAME [VAR=VALUE ...]: target/release/palisade serve on a
+# free port with a fresh data folder, in an empty environment apart from
+# PATH, PALISADE_LOG_LEVEL=warn, SERVER_ENV and the given variables (so neither this
+# shell's PALISADE_* / DATABASE_URL nor a .env file can change the run);
+# waits for /health/live. Sets SERVER_PID and SERVER_URL.
+start_palisade() {
+  local name=$1
+  shift
+  local data
+  local -a extra=()
+  data=$(mktemp -d "$WORK/data-$name.XXXXXX")
+  [ -z "$SERVER_ENV" ] || read -r -a extra <<<"$SERVER_ENV"
+  start_server "palisade-$name" /health/live \
+    env -i PATH="$PATH" PALISADE_LOG_LEVEL=warn "${extra[@]}" "$@" \
+    "$PALISADE_BIN" serve --bind "127.0.0.1:@PORT" --data-dir "$data"
+}
+
+start_bare() {
+  start_server bare_hello / env -i PATH="$PATH" "$BARE_BIN" "127.0.0.1:@PORT"
+}
+
+# Latency as wrk prints it ("850.00us", "1.23ms", "1.02s", "1.50m") -> ms.
+latency_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "us") f = 0.001; else if (u == "ms") f = 1; else if (u == "s") f = 1000
+    else if (u == "m") f = 60000; else if (u == "h") f = 3600000; else { print "?"; exit }
+    printf "%.3f", n * f
+  }'
+}
+
+# parse_wrk FILE: sets WRK_RPS, WRK_P99_MS, WRK_REQUESTS, WRK_NON2XX,
+# WRK_SOCKET_ERRORS from wrk --latency output.
+parse_wrk() {
+  local file=$1 p99
+  WRK_RPS=$(awk '$1 == "Requests/sec:" { print $2 }' "$file")
+  p99=$(awk '$1 == "99%" { print $2; exit }' "$file")
+  WRK_REQUESTS=$(awk '$2 == "requests" && $3 == "in" { print $1 }' "$file")
+  WRK_NON2XX=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$file")
+  WRK_SOCKET_ERRORS=$(awk '/Socket errors:/ {
+    s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i + 0; print s }' "$file")
+  WRK_NON2XX=${WRK_NON2XX:-0}
+  WRK_SOCKET_ERRORS=${WRK_SOCKET_ERRORS:-0}
+  if [ -z "$WRK_RPS" ] || [ -z "$p99" ] || [ -z "$WRK_REQUESTS" ]; then
+    cat "$file" >&2
+    die "cannot parse wrk output $file"
+  fi
+  WRK_P99_MS=$(latency_ms "$p99")
+}
+
+# "BUSY IDLE": clock ticks all CPUs have spent busy and idle since boot.
+sys_ticks() { awk '$1 == "cpu" { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat; }
+
+# CPU time (user + system) PID has used, in clock ticks.
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# run_wrk NAME URL [wrk args...]: a WARMUP run, then a DURATION run with
+# THREADS/CONNECTIONS and --latency; parses the measured one (parse_wrk).
+# Also sets WRK_SERVER_CPU_US: the CPU time SERVER_PID spent per request
+# during the measured run, in microseconds.
+run_wrk() {
+  local name=$1 url=$2
+  shift 2
+  local out=$RESULTS/$name.wrk.txt
+  local bound=$(( $(to_seconds "$WARMUP") + $(to_seconds "$DURATION") + 60 ))
+  if [ "$(to_seconds "$WARMUP")" != 0 ]; then
+    timeout -k 5 "$bound" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" \
+      >"$RESULTS/$name.warmup.txt" 2>&1 9>&- || die "wrk warm-up for $name failed"
+  fi
+  log "wrk $name: -t$THREADS -c$CONNECTIONS -d$DURATION $url"
+  local cpu0 cpu1 sys0 sys1 wrk_cpu
+  cpu0=$(cpu_ticks "$SERVER_PID")
+  sys0=$(sys_ticks)
+  local TIMEFORMAT='%U %S'
+  { time timeout -k 5 "$bound" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" \
+    >"$out" 2>&1 9>&- ; } 2>"$out.time" || { cat "$out" >&2; die "wrk for $name failed"; }
+  cpu1=$(cpu_ticks "$SERVER_PID")
+  sys1=$(sys_ticks)
+  parse_wrk "$out"
+  WRK_SERVER_CPU_US=$(awk -v t=$(( cpu1 - cpu0 )) -v hz="$CLK_TCK" -v n="$WRK_REQUESTS" \
+    'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
+  wrk_cpu=$(awk -v hz="$CLK_TCK" '{ printf "%d", ($1 + $2) * hz }' "$out.time")
+  # What the rest of the machine used meanwhile, as a share of all CPUs.
+  WRK_OTHER_PCT=$(awk -v a="$sys0" -v b="$sys1" -v s=$(( cpu1 - cpu0 )) -v w="$wrk_cpu" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); total = (y[1] - x[1]) + (y[2] - x[2])
+    other = (y[1] - x[1]) - s - w; if (other < 0) other = 0
+    if (total > 0) printf "%d", 100 * other / total; else print 0 }')
+  log "  $WRK_RPS req/s, p99 $WRK_P99_MS ms, $WRK_REQUESTS requests, non-2xx $WRK_NON2XX, socket errors $WRK_SOCKET_ERRORS, server CPU $WRK_SERVER_CPU_US us/request, other processes ${WRK_OTHER_PCT}% of the CPUs"
+  if [ "$WRK_OTHER_PCT" -ge "$QUIET_BUSY" ]; then
+    log "WARNING: other processes used ${WRK_OTHER_PCT}% of the CPUs during $name"
+    NOISY+=("$name (others used ${WRK_OTHER_PCT}% of the CPUs during the run)")
+  fi
+}
+
+# status_of URL [curl args...]: the HTTP status code (000 when there is
+# no answer).
+status_of() {
+  local url=$1
+  shift
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "$url" || true
+}
+
+# How busy all CPUs are over one second, in percent.
+cpu_busy_pct() {
+  local a b
+  a=$(sys_ticks)
+  sleep 1
+  b=$(sys_ticks)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
+    busy = y[1] - x[1]; idle = y[2] - x[2]
+    if (busy + idle > 0) printf "%d", 100 * busy / (busy + idle); else print 0 }'
+}
+
+# wait_quiet NAME: waits until the machine is idle enough to measure
+# (nothing of this script runs between scenarios); notes NAME as noisy if
+# it never is.
+wait_quiet() {
+  local busy deadline=$(( SECONDS + QUIET_TIMEOUT ))
+  while :; do
+    busy=$(cpu_busy_pct)
+    [ "$busy" -lt "$QUIET_BUSY" ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "WARNING: the machine is still ${busy}% busy; measuring $1 anyway"
+      NOISY+=("$1 (${busy}% busy)")
+      return 0
+    fi
+    log "the machine is ${busy}% busy (other processes): waiting"
+    sleep 4
+  done
+}
+
+# Holds the cargo lock (on fd 9, closed in the servers) until this script
+# exits, so that builds run through it wait instead of sharing the CPU.
+hold_lock() {
+  [ "$HOLD_LOCK" = 1 ] || return 0
+  exec 9>>"$CARGO_LOCK"
+  if ! flock -n 9; then
+    log "waiting for $CARGO_LOCK (a build is running), at most ${LOCK_WAIT}s"
+    flock -w "$LOCK_WAIT" 9 || die "could not take $CARGO_LOCK"
+  fi
+  log "holding $CARGO_LOCK while measuring"
+}
+
+# ---------------------------------------------------------------- build
+
+build() {
+  if [ "$SKIP_BUILD" = 1 ]; then
+    log "SKIP_BUILD=1: using the binaries in target/release"
+  else
+    log "building (waits for $CARGO_LOCK if another cargo holds it)"
+    timeout -k 10 "$BUILD_TIMEOUT" flock "$CARGO_LOCK" \
+      cargo build --release --bin palisade --example bare_hello ||
+      die "cargo build failed"
+  fi
+  [ -x "$PALISADE_BIN" ] || die "$PALISADE_BIN is missing"
+  [ -x "$BARE_BIN" ] || die "$BARE_BIN is missing"
+}
+
+# ---------------------------------------------------------------- scenarios
+
+# a: the ceiling.
+scenario_a() {
+  start_bare
+  local pid=$SERVER_PID
+  run_wrk a "$SERVER_URL/"
+  [ "$WRK_NON2XX" = 0 ] || log "WARNING: the bare hello answered $WRK_NON2XX non-2xx"
+  add a_rps "$WRK_RPS"; add a_p99 "$WRK_P99_MS"; add a_cpu "$WRK_SERVER_CPU_US"
+  add a_other "$WRK_OTHER_PCT"; add a_non2xx "$WRK_NON2XX"
+  stop_pid "$pid"
+}
+
+# b: GET /api/data, limit lifted: every answer is a 200 through the whole
+# stack and the limiter.
+scenario_b() {
+  start_palisade b PALISADE_RATE_LIMIT_POLICIES='data=1000000000/second per ip'
+  local pid=$SERVER_PID
+  [ "$(status_of "$SERVER_URL/api/data")" = 200 ] || die "b: GET /api/data is not 200"
+  run_wrk b "$SERVER_URL/api/data"
+  [ "$WRK_NON2XX" = 0 ] || log "WARNING: b got $WRK_NON2XX non-2xx answers"
+  add b_rps "$WRK_RPS"; add b_p99 "$WRK_P99_MS"; add b_cpu "$WRK_SERVER_CPU_US"
+  add b_other "$WRK_OTHER_PCT"; add b_non2xx "$WRK_NON2XX"
+  add b_rss_after "$(kib_to_mib "$(vm_kib "$pid" VmRSS)")"
+  # b against the a of the same round, run just before it.
+  [ -z "${RESULT[a_rps]:-}" ] || add ba "$(pct "$WRK_RPS" "${RESULT[a_rps_all]##* }")"
+  stop_pid "$pid"
+}
+
+# c: GET /api/data answered 429: the first request of the day passes, every
+# later one is refused by the limiter.
+scenario_c() {
+  start_palisade c PALISADE_RATE_LIMIT_POLICIES='data=1/day per ip'
+  local pid=$SERVER_PID first second
+  first=$(status_of "$SERVER_URL/api/data")
+  second=$(status_of "$SERVER_URL/api/data")
+  if [ "$first" != 200 ] || [ "$second" != 429 ]; then
+    die "c: expected 200 then 429 from /api/data, got $first then $second"
+  fi
+  run_wrk c "$SERVER_URL/api/data"
+  # Every measured answer must be the 429.
+  [ "$WRK_NON2XX" = "$WRK_REQUESTS" ] ||
+    log "WARNING: c: $WRK_NON2XX of $WRK_REQUESTS answers were non-2xx (expected all)"
+  add c_rps "$WRK_RPS"; add c_p99 "$WRK_P99_MS"; add c_cpu "$WRK_SERVER_CPU_US"
+  add c_other "$WRK_OTHER_PCT"; add c_non2xx "$WRK_NON2XX"; add c_requests "$WRK_REQUESTS"
+  [ -z "${RESULT[a_rps]:-}" ] || add ca "$(pct "$WRK_RPS" "${RESULT[a_rps_all]##* }")"
+  stop_pid "$pid"
+}
+
+# d: idle RSS: a fresh server with the default settings, a few requests,
+# then 2 s of idleness.
+scenario_d() {
+  start_palisade d
+  local pid=$SERVER_PID i
+  for i in $(seq 5); do
+    status_of "$SERVER_URL/health/live" >/dev/null
+    status_of "$SERVER_URL/health/ready" >/dev/null
+    status_of "$SERVER_URL/api/data" >/dev/null
+  done
+  sleep 2
+  RESULT[d_rss]=$(kib_to_mib "$(vm_kib "$pid" VmRSS)")
+  RESULT[d_hwm]=$(kib_to_mib "$(vm_kib "$pid" VmHWM)")
+  log "d: idle VmRSS ${RESULT[d_rss]} MiB (VmHWM ${RESULT[d_hwm]} MiB)"
+  stop_pid "$pid"
+}
+
+# check_forwarded_keying: on the server at SERVER_URL (trusting 127.0.0.1,
+# data=1/<period> per ip), the forwarded address is the client: two
+# requests from one address are 200 then 429, another address is 200.
+check_forwarded_keying() {
+  local s1 s2 s3
+  s1=$(status_of "$SERVER_URL/api/data" -H 'X-Forwarded-For: 203.0.113.7')
+  s2=$(status_of "$SERVER_URL/api/data" -H 'X-Forwarded-For: 203.0.113.7')
+  s3=$(status_of "$SERVER_URL/api/data" -H 'X-Forwarded-For: 203.0.113.8')
+  if [ "$s1 $s2 $s3" != "200 429 200" ]; then
+    die "$1: X-Forwarded-For from 127.0.0.1 is not keyed as the client ($s1 $s2 $s3, expected 200 429 200)"
+  fi
+}
+
+# flood_keys NAME: KEYS requests to SERVER_URL/api/data, each with a
+# distinct X-Forwarded-For address (bench/distinct_ips.lua), bounded by
+# KEYS_TIMEOUT. Sets WRK_* (parse_wrk) and FLOOD_SECONDS.
+flood_keys() {
+  local name=$1 marks=$WORK/marks-$1 out=$RESULTS/$1.wrk.txt
+  mkdir -p "$marks"
+  log "wrk $name: $KEYS distinct X-Forwarded-For addresses (bound ${KEYS_TIMEOUT}s)"
+  local start=$SECONDS
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${KEYS_TIMEOUT}s" --latency -s "$IPS_LUA" \
+    "$SERVER_URL/api/data" -- "$KEYS" "$THREADS" "$marks" >"$out" 2>&1 9>&- &
+  local wrk_pid=$!
+  track "$wrk_pid"
+  # Every thread writes a mark once it has sent its share; then SIGINT makes
+  # wrk stop and print its summary. If wrk ends on its own (-d reached),
+  # that is the bound.
+  while alive "$wrk_pid"; do
+    if [ "$(find "$marks" -name 'done.*' | wc -l)" -ge "$THREADS" ]; then
+      sleep 0.2
+      kill -INT "$wrk_pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.1
+  done
+  local wrk_status=0
+  wait "$wrk_pid" || wrk_status=$?
+  FLOOD_SECONDS=$(( SECONDS - start ))
+  [ "$wrk_status" = 0 ] || { cat "$out" >&2; die "wrk for $name exited with $wrk_status"; }
+  parse_wrk "$out"
+  log "  $WRK_REQUESTS requests in ${FLOOD_SECONDS}s ($WRK_RPS req/s), p99 $WRK_P99_MS ms, non-2xx $WRK_NON2XX, socket errors $WRK_SOCKET_ERRORS"
+  [ "$WRK_REQUESTS" -ge "$KEYS" ] ||
+    log "WARNING: $name: only $WRK_REQUESTS of $KEYS requests completed within ${KEYS_TIMEOUT}s"
+  [ "$WRK_NON2XX" = 0 ] ||
+    log "WARNING: $name: $WRK_NON2XX answers were non-2xx (a repeated or mis-keyed address?)"
+}
+
+# record_flood PREFIX PID BEFORE_KIB: stores the flood's figures and the
+# RSS right after it under PREFIX_*; sets AFTER_KIB.
+record_flood() {
+  local p=$1 pid=$2 before=$3
+  AFTER_KIB=$(vm_kib "$pid" VmRSS)
+  RESULT[${p}_hwm]=$(kib_to_mib "$(vm_kib "$pid" VmHWM)")
+  RESULT[${p}_rss_before]=$(kib_to_mib "$before")
+  RESULT[${p}_rss_peak]=$(kib_to_mib "$AFTER_KIB")
+  RESULT[${p}_requests]=$WRK_REQUESTS RESULT[${p}_rps]=$WRK_RPS
+  RESULT[${p}_non2xx]=$WRK_NON2XX RESULT[${p}_p99]=$WRK_P99_MS
+  RESULT[${p}_seconds]=$FLOOD_SECONDS
+  log "$p: right after: VmRSS ${RESULT[${p}_rss_peak]} MiB, VmHWM ${RESULT[${p}_hwm]} MiB"
+}
+
+# record_swept PREFIX PID BEFORE_KIB AFTER_KIB: the RSS once swept, and
+# whether it fell back: PASS when at least half of what the flood added
+# above the pre-flood RSS has been given back.
+record_swept() {
+  local p=$1 pid=$2 before=$3 after=$4 swept
+  swept=$(vm_kib "$pid" VmRSS)
+  RESULT[${p}_rss_swept]=$(kib_to_mib "$swept")
+  if [ $(( swept - before )) -le $(( (after - before) / 2 )) ]; then
+    RESULT[${p}_fallback]=PASS
+  else
+    RESULT[${p}_fallback]=MISS
+  fi
+}
+
+# e: KEYS requests, each from a distinct client address behind the trusted
+# proxy 127.0.0.1, against a 1/second policy swept every second. (Keys go
+# stale one second after their request and are swept within the next
+# second, so the store never holds more than a few seconds' worth of them:
+# this measures memory under key churn; f measures a million held keys.)
+scenario_e() {
+  start_palisade e \
+    PALISADE_TRUSTED_PROXIES=127.0.0.1 \
+    PALISADE_RATE_LIMIT_POLICIES='data=1/second per ip' \
+    PALISADE_RATE_LIMIT_SWEEP_INTERVAL=1s
+  local pid=$SERVER_PID before
+  check_forwarded_keying e
+  before=$(vm_kib "$pid" VmRSS)
+  flood_keys e
+  record_flood e "$pid" "$before"
+  local i samples=""
+  for i in $(seq "$SWEEP_WAIT"); do
+    sleep 1
+    samples+="$(kib_to_mib "$(vm_kib "$pid" VmRSS)") "
+  done
+  RESULT[e_rss_samples]=$samples
+  log "e: VmRSS each second after: ${samples}MiB"
+  record_swept e "$pid" "$before" "$AFTER_KIB"
+  stop_pid "$pid"
+}
+
+# f (extra): the same flood with the sweep F_SWEEP_INTERVAL apart, longer
+# than the flood, so that all KEYS keys are held at once (less what the
+# max_keys cap evicts: the default 1,000,000 is split into 64 shards of
+# 15,625, and the fuller shards evict a tenth of their keys) when RSS is
+# read; then RSS once the first sweep has run.
+F_SWEEP_INTERVAL=${F_SWEEP_INTERVAL:-60}
+scenario_f() {
+  start_palisade f \
+    PALISADE_TRUSTED_PROXIES=127.0.0.1 \
+    PALISADE_RATE_LIMIT_POLICIES='data=1/second per ip' \
+    PALISADE_RATE_LIMIT_SWEEP_INTERVAL="${F_SWEEP_INTERVAL}s"
+  local pid=$SERVER_PID started=$SECONDS before
+  check_forwarded_keying f
+  before=$(vm_kib "$pid" VmRSS)
+  flood_keys f
+  record_flood f "$pid" "$before"
+  if [ $(( SECONDS - started )) -ge "$F_SWEEP_INTERVAL" ]; then
+    log "WARNING: f: the flood outlasted the sweep interval: keys were swept during it"
+    RESULT[f_note]="swept during the flood"
+  fi
+  # The first sweep runs F_SWEEP_INTERVAL after the server started.
+  local wait_s=$(( started + F_SWEEP_INTERVAL + 3 - SECONDS ))
+  if [ "$wait_s" -gt 0 ]; then
+    log "f: waiting ${wait_s}s for the sweep"
+    sleep "$wait_s"
+  fi
+  record_swept f "$pid" "$before" "$AFTER_KIB"
+  log "f: after the sweep: VmRSS ${RESULT[f_rss_swept]} MiB"
+  stop_pid "$pid"
+}
+
+# attrib (optional, not in the default SCENARIOS): where b's cost goes.
+# GET /api/data with the limit lifted, as in b, with parts of the stack
+# switched off through settings (no code change): the docs routes, the
+# optional response headers, rate limiting, and all three; ROUNDS rounds
+# of all variants, medians. Put it after a for the "% of a" column.
+ATTRIB_VARIANTS=(
+  "full|"
+  "no docs routes|PALISADE_DOCS=false"
+  "no optional headers|PALISADE_HSTS=false PALISADE_CONTENT_SECURITY_POLICY= PALISADE_FRAME_OPTIONS= PALISADE_CONTENT_TYPE_OPTIONS= PALISADE_REFERRER_POLICY= PALISADE_PERMISSIONS_POLICY= PALISADE_CROSS_ORIGIN_OPENER_POLICY= PALISADE_CROSS_ORIGIN_RESOURCE_POLICY= PALISADE_XSS_PROTECTION= PALISADE_CACHE_CONTROL="
+  "rate limiting off|PALISADE_RATE_LIMIT_ENABLED=false"
+  "all three off|PALISADE_DOCS=false PALISADE_RATE_LIMIT_ENABLED=false PALISADE_HSTS=false PALISADE_CONTENT_SECURITY_POLICY= PALISADE_FRAME_OPTIONS= PALISADE_CONTENT_TYPE_OPTIONS= PALISADE_REFERRER_POLICY= PALISADE_PERMISSIONS_POLICY= PALISADE_CROSS_ORIGIN_OPENER_POLICY= PALISADE_CROSS_ORIGIN_RESOURCE_POLICY= PALISADE_XSS_PROTECTION= PALISADE_CACHE_CONTROL="
+)
+scenario_attrib() {
+  local round i label vars pid
+  local -a env_vars
+  for round in $(seq "$ROUNDS"); do
+    for i in "${!ATTRIB_VARIANTS[@]}"; do
+      label=${ATTRIB_VARIANTS[$i]%%|*}
+      vars=${ATTRIB_VARIANTS[$i]#*|}
+      read -r -a env_vars <<<"$vars"
+      log "attrib: $label (round $round of $ROUNDS)"
+      start_palisade "attrib$i" PALISADE_RATE_LIMIT_POLICIES='data=1000000000/second per ip' "${env_vars[@]}"
+      pid=$SERVER_PID
+      RESULT[attrib${i}_bytes]=$(curl -sS -i --max-time 5 "$SERVER_URL/api/data" | wc -c)
+      run_wrk "attrib$i" "$SERVER_URL/api/data"
+      add "attrib${i}_rps" "$WRK_RPS"
+      add "attrib${i}_cpu" "$WRK_SERVER_CPU_US"
+      stop_pid "$pid"
+    done
+  done
+  ATTRIB_LINES=()
+  for i in "${!ATTRIB_VARIANTS[@]}"; do
+    ATTRIB_LINES+=("$(printf '| %-22s | %10s | %9s | %10s | %14s | %s' "${ATTRIB_VARIANTS[$i]%%|*}" \
+      "$(r "attrib${i}_rps")" "$(pct "$(r "attrib${i}_rps")" "${RESULT[a_rps]:-0}")" \
+      "$(r "attrib${i}_cpu")" "$(r "attrib${i}_bytes")" "$(r "attrib${i}_rps_all")")")
+  done
+}
+
+# ---------------------------------------------------------------- summary
+
+# pct NUM DEN: NUM as a percentage of DEN.
+pct() { awk -v n="$1" -v d="$2" 'BEGIN { if (n != "" && n != "-" && d > 0) printf "%.1f", 100 * n / d; else print "-" }'; }
+# verdict VALUE OP LIMIT: PASS or MISS (OP is ">=" or "<=").
+verdict() {
+  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+    if (v == "" || v == "-") { print "-"; exit }
+    ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 <= l + 0)
+    print ok ? "PASS" : "MISS" }'
+}
+r() { echo "${RESULT[$1]:--}"; }
+
+summary() {
+  local ba ca
+  ba=$(r ba) ca=$(r ca)
+  echo
+  echo "Palisade benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, kernel $(uname -r)"
+  [ -z "$SERVER_ENV" ] || echo "palisade started with SERVER_ENV: $SERVER_ENV"
+  echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP), $ROUNDS round(s) of a/b/c (medians), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
+  echo
+  printf '| %-44s | %14s | %-22s | %-6s |\n' "measure" "value" "target" "result"
+  printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..24})" "$(printf -- '-%.0s' {1..8})"
+  row() { [ "$2" = - ] || printf '| %-44s | %14s | %-22s | %-6s |\n' "$@"; }
+  row "a  bare hello, req/s" "$(r a_rps)" "(ceiling)" ""
+  row "a  bare hello, p99 ms" "$(r a_p99)" "" ""
+  row "a  server CPU per request, us" "$(r a_cpu)" "" ""
+  row "b  /api/data 200, req/s" "$(r b_rps)" "" ""
+  row "b  /api/data 200, % of a" "$ba" ">= ${TARGET_RATIO_PCT}% of a" "$(verdict "$ba" ">=" "$TARGET_RATIO_PCT")"
+  row "b  /api/data 200, p99 ms" "$(r b_p99)" "" ""
+  row "b  server CPU per request, us" "$(r b_cpu)" "" ""
+  row "c  /api/data 429, req/s" "$(r c_rps)" "" ""
+  row "c  /api/data 429, % of a" "$ca" ">= ${TARGET_RATIO_PCT}% of a" "$(verdict "$ca" ">=" "$TARGET_RATIO_PCT")"
+  row "c  /api/data 429, p99 ms" "$(r c_p99)" "" ""
+  row "c  server CPU per request, us" "$(r c_cpu)" "" ""
+  row "d  idle VmRSS, MiB" "$(r d_rss)" "<= ${TARGET_IDLE_RSS_MIB} MiB" "$(verdict "$(r d_rss)" "<=" "$TARGET_IDLE_RSS_MIB")"
+  row "e  requests with distinct keys" "$(r e_requests)" ">= $KEYS" "$(verdict "$(r e_requests)" ">=" "$KEYS")"
+  row "e  non-2xx answers" "$(r e_non2xx)" "0" "$(verdict "$(r e_non2xx)" "<=" 0)"
+  row "e  key flood req/s" "$(r e_rps)" "" ""
+  row "e  VmRSS before the flood, MiB" "$(r e_rss_before)" "" ""
+  row "e  VmRSS right after, MiB" "$(r e_rss_peak)" "<= ${TARGET_KEYS_RSS_MIB} MiB" "$(verdict "$(r e_rss_peak)" "<=" "$TARGET_KEYS_RSS_MIB")"
+  row "e  VmHWM (peak) right after, MiB" "$(r e_hwm)" "(<= ${TARGET_KEYS_RSS_MIB} MiB)" "$(verdict "$(r e_hwm)" "<=" "$TARGET_KEYS_RSS_MIB")"
+  row "e  VmRSS ${SWEEP_WAIT}s later (swept), MiB" "$(r e_rss_swept)" "falls back" "$(r e_fallback)"
+  row "f  requests with distinct keys" "$(r f_requests)" ">= $KEYS" "$(verdict "$(r f_requests)" ">=" "$KEYS")"
+  row "f  non-2xx answers" "$(r f_non2xx)" "0" "$(verdict "$(r f_non2xx)" "<=" 0)"
+  row "f  VmRSS before the flood, MiB" "$(r f_rss_before)" "" ""
+  row "f  VmRSS, keys held, MiB" "$(r f_rss_peak)" "<= ${TARGET_KEYS_RSS_MIB} MiB" "$(verdict "$(r f_rss_peak)" "<=" "$TARGET_KEYS_RSS_MIB")"
+  row "f  VmHWM (peak), MiB" "$(r f_hwm)" "(<= ${TARGET_KEYS_RSS_MIB} MiB)" "$(verdict "$(r f_hwm)" "<=" "$TARGET_KEYS_RSS_MIB")"
+  row "f  VmRSS after the first sweep, MiB" "$(r f_rss_swept)" "falls back" "$(r f_fallback)"
+  echo
+  if [ -n "${RESULT[a_rps_all]:-}${RESULT[b_rps_all]:-}${RESULT[c_rps_all]:-}" ]; then
+    echo "Each round (a b c run back to back; the ratios compare b and c with the a just before them):"
+    echo "        req/s a: $(r a_rps_all) | b: $(r b_rps_all) | c: $(r c_rps_all)"
+    echo "        b % of a: $(r ba_all) | c % of a: $(r ca_all)"
+    echo "        p99 ms a: $(r a_p99_all) | b: $(r b_p99_all) | c: $(r c_p99_all)"
+    echo "        server CPU us/request a: $(r a_cpu_all) | b: $(r b_cpu_all) | c: $(r c_cpu_all)"
+    echo "        CPU % used by other processes a: $(r a_other_all) | b: $(r b_other_all) | c: $(r c_other_all)"
+    echo "        non-2xx a: $(r a_non2xx_all) | b: $(r b_non2xx_all) | c: $(r c_non2xx_all) of $(r c_requests_all) (c: all)"
+    echo "        VmRSS of b after its load, MiB: $(r b_rss_after_all)"
+  fi
+  echo "Other:  idle VmHWM $(r d_hwm) MiB;"
+  echo "        e took $(r e_seconds)s, p99 $(r e_p99) ms; VmRSS each second after e: $(r e_rss_samples)MiB"
+  echo "        f took $(r f_seconds)s ($(r f_rps) req/s), sweep interval ${F_SWEEP_INTERVAL}s $(r f_note)"
+  if [ "${#NOISY[@]}" -gt 0 ]; then
+    echo
+    echo "WARNING: measured on a busy machine (figures unreliable): ${NOISY[*]}"
+  fi
+  if [ "${#ATTRIB_LINES[@]}" -gt 0 ]; then
+    echo
+    echo "Attribution (GET /api/data, limit lifted, parts switched off by settings):"
+    echo "(medians of $ROUNDS round(s); % of the median a; the rounds' req/s at the end)"
+    printf '| %-22s | %10s | %9s | %10s | %14s | %s\n' "variant" "req/s" "% of a" "CPU us/req" "response bytes" "rounds"
+    printf '|%s|%s|%s|%s|%s|%s\n' "$(printf -- '-%.0s' {1..24})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..16})" "-------"
+    printf '%s\n' "${ATTRIB_LINES[@]}"
+  fi
+  echo "wrk outputs and server logs: $RESULTS$([ -n "${RESULTS_DIR:-}" ] || echo ' (removed on exit; set RESULTS_DIR to keep)')"
+}
+
+# ---------------------------------------------------------------- main
+
+main() {
+  command -v wrk >/dev/null || die "wrk is not installed"
+  command -v curl >/dev/null || die "curl is not installed"
+  local s
+  for s in $SCENARIOS; do
+    declare -F "scenario_$s" >/dev/null || die "unknown scenario '$s'"
+  done
+  build
+  hold_lock
+  # The throughput scenarios a, b, c run as a block, ROUNDS times, where the
+  # first of them stands in SCENARIOS; the others run once, in order.
+  local round t block_done=0
+  for s in $SCENARIOS; do
+    case $s in
+      a|b|c)
+        [ "$block_done" = 0 ] || continue
+        block_done=1
+        for round in $(seq "$ROUNDS"); do
+          for t in $SCENARIOS; do
+            case $t in a|b|c) ;; *) continue ;; esac
+            log "---- scenario $t (round $round of $ROUNDS)"
+            wait_quiet "$t"
+            "scenario_$t"
+          done
+        done ;;
+      *)
+        log "---- scenario $s"
+        wait_quiet "$s"
+        "scenario_$s" ;;
+    esac
+  done
+  summary
+}
+
+main "$@"
