@@ -36,11 +36,12 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
     db.migrate().await?;
     let tokens = Arc::new(AccessTokens::new(&secret, &settings.auth));
-    let (limiter, _) = RateLimiter::from_settings(&settings.rate_limit, &routes::route_keys())
-        .map_err(|unknown| {
+    let limiter = RateLimiter::from_settings(&settings.rate_limit, &routes::route_keys()).map_err(
+        |unknown| {
             let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
             anyhow::anyhow!(list.join("; "))
-        })?;
+        },
+    )?;
     // User-keyed limits count the verified `sub`, checked without I/O.
     let verifier = Arc::clone(&tokens);
     let limiter = limiter.with_subject_resolver(Arc::new(move |headers| {

@@ -229,16 +229,15 @@ pub async fn delete_account(
     let mut tx = state.db.pool().begin().await?;
     users::lock(&mut *tx, id).await?;
     if caller.user.role == Role::SuperAdmin {
-        users::lock_super_admins(&mut *tx).await?;
-        if users::other_super_admins(&mut *tx, id).await? == 0 {
-            tx.rollback().await?;
+        // Returning drops the transaction, which rolls it back.
+        if users::is_last_super_admin(&mut tx, id).await? {
             return Err(ApiError::Conflict(
                 "The last super_admin cannot delete their account".into(),
             ));
         }
     }
     sessions::end_all(&mut *tx, id, None, EndReason::AccountDeleted, now).await?;
-    users::delete_in(&mut *tx, id).await?;
+    users::delete(&mut *tx, id).await?;
     let row = audit::event(Event::AccountDelete, &ctx, Some(id), Some(id), None);
     crate::storage::events::insert(&mut *tx, &row, now).await?;
     tx.commit().await?;

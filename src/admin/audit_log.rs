@@ -42,6 +42,22 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+impl From<events::EventRow> for AuditEvent {
+    fn from(r: events::EventRow) -> Self {
+        Self {
+            id: r.id,
+            at: storage::rfc3339(r.at),
+            event: r.event,
+            user_id: r.user_id,
+            actor_id: r.actor_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            detail: r.detail,
+        }
+    }
+}
+
 /// The audit trail, newest first.
 #[utoipa::path(get, path = "/audit-log", tag = "admin", security(("bearer" = []), ("oauth2" = [])),
     params(AuditQuery),
@@ -73,20 +89,7 @@ pub async fn audit_log(
     let (user, event) = (query.user_id.as_deref(), query.event.as_deref());
     let rows = events::list(pool, user, event, paging.limit, paging.offset()).await?;
     let total = events::count(pool, user, event).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| AuditEvent {
-            id: r.id,
-            at: storage::rfc3339(r.at),
-            event: r.event,
-            user_id: r.user_id,
-            actor_id: r.actor_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            request_id: r.request_id,
-            detail: r.detail,
-        })
-        .collect();
+    let items = rows.into_iter().map(AuditEvent::from).collect();
     Ok(Json(Page {
         items,
         page: paging.page,

@@ -43,12 +43,12 @@ pub async fn apply(
     // The first statement writes, so SQLite takes its write lock at once
     // and PostgreSQL locks the row: nothing below can be raced.
     users::lock(&mut *tx, target_id).await?;
-    let target = users::find_by_id_in(&mut *tx, target_id)
+    let target = users::find_by_id(&mut *tx, target_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let refusal = match actor {
         Actor::User(caller_id) => {
-            let caller = users::find_by_id_in(&mut *tx, caller_id).await?;
+            let caller = users::find_by_id(&mut *tx, caller_id).await?;
             match caller {
                 Some(c) if !c.disabled => rules::authorize(
                     Party {
@@ -81,9 +81,8 @@ pub async fn apply(
         return Err(e);
     }
     if rules::removes_super_admin(target.role, action) {
-        users::lock_super_admins(&mut *tx).await?;
-        if users::other_super_admins(&mut *tx, &target.id).await? == 0 {
-            tx.rollback().await?;
+        // Returning drops the transaction, which rolls it back.
+        if users::is_last_super_admin(&mut tx, &target.id).await? {
             return Err(ApiError::Conflict(
                 "The last super_admin can be neither demoted, disabled nor removed".into(),
             ));
@@ -113,7 +112,7 @@ pub async fn apply(
         }
         Action::Delete => {
             sessions::end_all(&mut *tx, &target.id, None, EndReason::AccountDeleted, now).await?;
-            users::delete_in(&mut *tx, &target.id).await?;
+            users::delete(&mut *tx, &target.id).await?;
             (
                 Event::AdminDeleteUser,
                 format!("deleted {} ({})", target.username, target.role),
@@ -128,7 +127,7 @@ pub async fn apply(
         Some(&detail),
     );
     events::insert(&mut *tx, &row, now).await?;
-    let after = users::find_by_id_in(&mut *tx, &target.id).await?;
+    let after = users::find_by_id(&mut *tx, &target.id).await?;
     tx.commit().await?;
     Ok(after)
 }

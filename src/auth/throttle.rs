@@ -66,7 +66,8 @@ impl LoginThrottle {
     pub fn failure(&self, account: &str, now: Instant) -> Duration {
         let (key, mut map) = self.shard(account);
         if !map.contains_key(&key) && map.len() >= self.shard_cap {
-            evict(&mut map);
+            // Forget the names whose last failure is oldest.
+            crate::ratelimit::bounded::evict_tenth(&mut map, |e| e.last);
         }
         let entry = map.entry(key).or_insert(Entry {
             failures: 0,
@@ -96,19 +97,6 @@ impl LoginThrottle {
         let exponent = (failures - self.free - 1).min(30);
         Duration::from_secs(1u64 << exponent).min(self.max_delay)
     }
-}
-
-/// Drops the tenth of the entries with the oldest failures.
-fn evict(map: &mut HashMap<u64, Entry>) {
-    let mut times: Vec<Instant> = map.values().map(|e| e.last).collect();
-    let cut = times.len() / 10;
-    if cut == 0 {
-        map.clear();
-        return;
-    }
-    let (_, threshold, _) = times.select_nth_unstable(cut);
-    let threshold = *threshold;
-    map.retain(|_, e| e.last > threshold);
 }
 
 #[cfg(test)]

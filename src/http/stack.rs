@@ -59,17 +59,18 @@ where
                 .get(&request_id::X_REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            let client = req
-                .extensions()
-                .get::<ClientIp>()
-                .map(|c| c.addr.to_string());
-            tracing::info_span!(
+            let span = tracing::info_span!(
                 "request",
                 request_id = %id,
                 method = %req.method(),
                 path = %req.uri().path(),
-                client = client.as_deref().unwrap_or("-"),
-            )
+                client = tracing::field::Empty,
+            );
+            // Recorded, and so formatted, only when the span is enabled.
+            if let Some(c) = req.extensions().get::<ClientIp>() {
+                span.record("client", tracing::field::display(c.addr));
+            }
+            span
         })
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::INFO));

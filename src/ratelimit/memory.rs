@@ -74,21 +74,6 @@ impl BoundedStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-
-    /// Drops the tenth of the keys with the earliest theoretical arrival
-    /// time: those whose buckets are the fullest, so forgetting them loses
-    /// the least.
-    fn evict(map: &mut Map) {
-        let mut times: Vec<Nanos> = map.values().copied().collect();
-        let cut = times.len() / 10;
-        if cut == 0 {
-            map.clear();
-            return;
-        }
-        let (_, threshold, _) = times.select_nth_unstable(cut);
-        let threshold = *threshold;
-        map.retain(|_, tat| *tat > threshold);
-    }
 }
 
 impl StateStore for BoundedStore {
@@ -102,7 +87,9 @@ impl StateStore for BoundedStore {
         let old = map.get(key).copied();
         let (outcome, new) = f(old)?;
         if old.is_none() && map.len() >= self.shard_cap {
-            Self::evict(&mut map);
+            // The earliest theoretical arrival times are the fullest
+            // buckets: forgetting them loses the least.
+            super::bounded::evict_tenth(&mut map, |tat| *tat);
         }
         map.insert(*key, new);
         Ok(outcome)

@@ -10,6 +10,7 @@
 //! them through [`RateLimiter::check_account`] after parsing and before any
 //! hashing or database work.
 
+pub(crate) mod bounded;
 pub mod layer;
 pub mod memory;
 pub mod spec;
@@ -133,7 +134,7 @@ impl RateLimiter {
     pub fn from_settings(
         settings: &RateLimitSettings,
         known_routes: &[String],
-    ) -> Result<(Self, Vec<Arc<Policy>>), Vec<UnknownRoute>> {
+    ) -> Result<Self, Vec<UnknownRoute>> {
         let policies: Vec<Arc<Policy>> = settings
             .policies
             .iter()
@@ -170,14 +171,13 @@ impl RateLimiter {
             return Err(unknown);
         }
         let store = Arc::new(memory::MemoryStore::new(&policies, settings.max_keys));
-        let limiter = Self {
+        Ok(Self {
             store,
             enabled: settings.enabled,
             default: pick(&settings.default),
             routes,
             subject: None,
-        };
-        Ok((limiter, policies))
+        })
     }
 
     /// Replaces the store (a shared store for many instances).

@@ -14,14 +14,6 @@ pub struct KeyParts {
     pub account: bool,
 }
 
-impl KeyParts {
-    /// Whether the key needs the account name from the request body, so the
-    /// check happens in the handler rather than in the middleware.
-    pub fn needs_account(&self) -> bool {
-        self.account
-    }
-}
-
 impl fmt::Display for KeyParts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<&str> = [

@@ -1,7 +1,7 @@
 //! The `users` table.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
 use crate::domain::Role;
 
@@ -83,13 +83,16 @@ pub async fn insert(pool: &AnyPool, user: &NewUser<'_>, now: i64) -> Result<User
     find_by_id(pool, &id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn find_by_id(pool: &AnyPool, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn find_by_id<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
          u.password_changed_at, u.created_at, u.updated_at FROM users u WHERE u.id = $1",
     )
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(ex)
     .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -190,15 +193,6 @@ pub async fn upgrade_hash(
     Ok(())
 }
 
-/// Deletes the user; sessions and refresh tokens go with it.
-pub async fn delete(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
-}
-
 /// Escapes `%`, `_` and `\` so that `text` matches itself in a `LIKE ...
 /// ESCAPE '\'` pattern, lower-cased, as a substring.
 pub fn like_pattern(text: &str) -> String {
@@ -250,30 +244,21 @@ pub async fn count(pool: &AnyPool, pattern: Option<&str>) -> Result<i64, sqlx::E
     row.try_get("n")
 }
 
-/// Takes the write locks on every super_admin row (PostgreSQL row locks,
-/// SQLite's database lock) for the rest of the transaction, so that the
-/// "last super_admin" count that follows cannot be raced.
-pub async fn lock_super_admins<'e>(
-    ex: impl Executor<'e, Database = Any>,
-) -> Result<(), sqlx::Error> {
+/// Whether `id` is the last enabled super_admin. Takes the write locks on
+/// every super_admin row first (PostgreSQL row locks, SQLite's database
+/// lock) and holds them for the rest of the transaction, so the answer
+/// cannot be raced by a concurrent demotion.
+pub async fn is_last_super_admin(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
     sqlx::query("UPDATE users SET updated_at = updated_at WHERE role = 'super_admin'")
-        .execute(ex)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
-}
-
-/// Enabled super_admins other than `id`.
-pub async fn other_super_admins<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    id: &str,
-) -> Result<i64, sqlx::Error> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS n FROM users WHERE role = 'super_admin' AND disabled = 0 AND id <> $1",
     )
     .bind(id)
-    .fetch_one(ex)
+    .fetch_one(&mut *conn)
     .await?;
-    row.try_get("n")
+    Ok(row.try_get::<i64, _>("n")? == 0)
 }
 
 /// Sets the role and/or the disabled flag.
@@ -297,8 +282,8 @@ pub async fn set_role_and_status<'e>(
     Ok(())
 }
 
-/// Deletes inside a transaction.
-pub async fn delete_in<'e>(
+/// Deletes the user; sessions and refresh tokens go with it.
+pub async fn delete<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: &str,
 ) -> Result<bool, sqlx::Error> {
@@ -316,19 +301,4 @@ pub async fn lock<'e>(ex: impl Executor<'e, Database = Any>, id: &str) -> Result
         .execute(ex)
         .await?;
     Ok(())
-}
-
-/// [`find_by_id`] inside a transaction.
-pub async fn find_by_id_in<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    id: &str,
-) -> Result<Option<UserRow>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
-         u.password_changed_at, u.created_at, u.updated_at FROM users u WHERE u.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(ex)
-    .await?;
-    row.as_ref().map(from_row).transpose()
 }

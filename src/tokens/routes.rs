@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -267,14 +267,10 @@ pub async fn login(
 pub async fn revoke(
     State(state): State<AppState>,
     ctx: RequestContext,
-    request: Request,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let limit = state.settings.server.body_limit;
-    let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        return ApiError::PayloadTooLarge.into_response();
-    };
-    let form = match parse_form(&parts.headers, &body) {
+    let form = match parse_form(&headers, &body) {
         Ok(form) => form,
         Err(why) => return oauth_error("invalid_request", why),
     };

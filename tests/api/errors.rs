@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use palisade::http::extract::ApiJson;
 use serde::Deserialize;
 
-use crate::helpers::{problem, spawn_app, spawn_stack};
+use crate::helpers::{TestApp, problem, spawn_app, spawn_stack};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +34,26 @@ fn test_routes() -> Router {
         .route("/echo", post(|ApiJson(_): ApiJson<Echo>| async { "ok" }))
 }
 
+/// POSTs `body` to `/echo` with `content_type`.
+async fn echo(
+    app: &TestApp,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/echo"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A JSON body of exactly `len` bytes that `/echo` accepts.
+fn json_of_len(len: usize) -> String {
+    format!("{{\"text\": \"{}\"}}", "x".repeat(len - 12))
+}
+
 #[tokio::test]
 async fn a_panic_answers_the_generic_500_with_the_request_id_and_nothing_else() {
     let app = spawn_stack(test_routes(), &[]).await;
@@ -49,14 +69,7 @@ async fn a_panic_answers_the_generic_500_with_the_request_id_and_nothing_else() 
 async fn a_body_over_the_limit_is_refused_with_413() {
     let app = spawn_stack(test_routes(), &[("PALISADE_BODY_LIMIT", "1024")]).await;
     let big = format!("{{\"text\": \"{}\"}}", "x".repeat(4096));
-    let response = app
-        .client
-        .post(app.url("/echo"))
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let response = echo(&app, "application/json", big).await;
     problem(response, 413).await;
 }
 
@@ -69,64 +82,33 @@ async fn a_streamed_body_over_the_limit_is_refused_with_413() {
         Ok(b"\"}".to_vec()),
     ];
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let response = app
-        .client
-        .post(app.url("/echo"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = echo(&app, "application/json", body).await;
     problem(response, 413).await;
 }
 
 #[tokio::test]
 async fn the_default_body_limit_is_one_mebibyte() {
     let app = spawn_stack(test_routes(), &[]).await;
-    let big = format!("{{\"text\": \"{}\"}}", "x".repeat(1024 * 1024));
-    let response = app
-        .client
-        .post(app.url("/echo"))
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let fits = echo(&app, "application/json", json_of_len(1024 * 1024)).await;
+    assert_eq!(fits.status(), 200, "exactly 1 MiB is allowed");
+    let big = json_of_len(1024 * 1024 + 1);
+    let response = echo(&app, "application/json", big).await;
     problem(response, 413).await;
 }
 
 #[tokio::test]
 async fn a_body_of_the_wrong_content_type_is_refused_with_415() {
     let app = spawn_stack(test_routes(), &[]).await;
-    let response = app
-        .client
-        .post(app.url("/echo"))
-        .header("content-type", "text/plain")
-        .body("{\"text\": \"hi\"}")
-        .send()
-        .await
-        .unwrap();
+    let response = echo(&app, "text/plain", "{\"text\": \"hi\"}").await;
     problem(response, 415).await;
 }
 
 #[tokio::test]
 async fn malformed_json_is_400_and_an_unknown_field_is_422_naming_it() {
     let app = spawn_stack(test_routes(), &[]).await;
-    let send = |body: &'static str| {
-        app.client
-            .post(app.url("/echo"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
-    problem(send("{not json").await.unwrap(), 400).await;
-    let body = problem(
-        send("{\"text\": \"a\", \"role\": \"admin\"}")
-            .await
-            .unwrap(),
-        422,
-    )
-    .await;
+    let send = |body: &'static str| echo(&app, "application/json", body);
+    problem(send("{not json").await, 400).await;
+    let body = problem(send("{\"text\": \"a\", \"role\": \"admin\"}").await, 422).await;
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -134,7 +116,7 @@ async fn malformed_json_is_400_and_an_unknown_field_is_422_naming_it() {
             .contains("role"),
         "{body}"
     );
-    assert_eq!(send("{\"text\": \"a\"}").await.unwrap().status(), 200);
+    assert_eq!(send("{\"text\": \"a\"}").await.status(), 200);
 }
 
 #[tokio::test]
