@@ -15,6 +15,12 @@
 #      and once stale keys have been swept;
 #   f  (extra) the same million keys with the sweep 60 s apart, so that
 #      they are all held at once, RSS then and after the sweep;
+#   g  GET /profile with a valid access token: the whole auth path (JWT
+#      verification, then the session and user lookup in SQLite);
+#   h  a login storm (STORM_CONNECTIONS connections of password grants,
+#      limits lifted) while GET /profile runs beside it, against the ideal
+#      login rate: cores / the time of one Argon2id hash, measured in the
+#      same run by examples/hash_time.rs;
 #
 # and prints a summary table with PASS/MISS against the targets.
 #
@@ -29,7 +35,7 @@
 #   F_SWEEP_INTERVAL=60  seconds between sweeps in scenario f
 #   ROUNDS=3          a, b and c run as a block this many times; the summary
 #                     gives the medians, and every round's figures
-#   SCENARIOS="a b c d e f" which scenarios to run, in this order; "attrib"
+#   SCENARIOS="a b c d e f g h" which scenarios to run, in this order; "attrib"
 #                     (optional, after a) measures b with parts of the
 #                     stack switched off by settings
 #   SERVER_ENV="VAR=VALUE ..."  extra environment for every palisade started
@@ -60,7 +66,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 KEYS=${KEYS:-1000000}
 KEYS_TIMEOUT=${KEYS_TIMEOUT:-240}
 SWEEP_WAIT=${SWEEP_WAIT:-5}
-SCENARIOS=${SCENARIOS:-"a b c d e f"}
+SCENARIOS=${SCENARIOS:-"a b c d e f g h"}
 ROUNDS=${ROUNDS:-3}
 SKIP_BUILD=${SKIP_BUILD:-0}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -73,12 +79,20 @@ SERVER_ENV=${SERVER_ENV:-}
 
 PALISADE_BIN=$ROOT/target/release/palisade
 BARE_BIN=$ROOT/target/release/examples/bare_hello
+HASH_BIN=$ROOT/target/release/examples/hash_time
+LOGIN_LUA=$ROOT/bench/login.lua
 IPS_LUA=$ROOT/bench/distinct_ips.lua
 
 # Targets.
 TARGET_RATIO_PCT=70       # b and c, as a percentage of a
 TARGET_IDLE_RSS_MIB=20    # d
 TARGET_KEYS_RSS_MIB=200   # e and f, right after the million keys
+TARGET_PROFILE_PCT=50     # g, as a percentage of a
+TARGET_PROFILE_P99_MS=5   # g, at CONNECTIONS connections
+TARGET_LOGIN_PCT=90       # h, login/s as a percentage of cores / hash time
+TARGET_STORM_P99_MS=10    # h, /profile p99 during the storm
+STORM_CONNECTIONS=${STORM_CONNECTIONS:-50}   # h: connections of the login storm
+STORM_PROFILE_CONNECTIONS=${STORM_PROFILE_CONNECTIONS:-8}  # h: /profile beside it
 
 # ---------------------------------------------------------------- plumbing
 
@@ -377,11 +391,12 @@ build() {
   else
     log "building (waits for $CARGO_LOCK if another cargo holds it)"
     timeout -k 10 "$BUILD_TIMEOUT" flock "$CARGO_LOCK" \
-      cargo build --release --bin palisade --example bare_hello ||
+      cargo build --release --bin palisade --example bare_hello --example hash_time ||
       die "cargo build failed"
   fi
   [ -x "$PALISADE_BIN" ] || die "$PALISADE_BIN is missing"
   [ -x "$BARE_BIN" ] || die "$BARE_BIN is missing"
+  [ -x "$HASH_BIN" ] || die "$HASH_BIN is missing"
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -583,6 +598,71 @@ scenario_f() {
   stop_pid "$pid"
 }
 
+# The account and the limits of g and h: every policy lifted, so that only
+# the work itself is measured.
+AUTH_USER=benchuser
+AUTH_PASSWORD='correct horse battery staple'
+AUTH_ENV=(PALISADE_RATE_LIMIT_POLICIES='default=1000000000/second per ip; login=1000000000/second per ip; register=1000000000/second per ip')
+
+# start_auth NAME: palisade with AUTH_ENV, the benchmark account registered;
+# sets TOKEN to a fresh access token.
+start_auth() {
+  start_palisade "$1" "${AUTH_ENV[@]}"
+  local body
+  body=$(printf '{"email":"%s@example.org","username":"%s","name":"Bench","password":"%s"}' \
+    "$AUTH_USER" "$AUTH_USER" "$AUTH_PASSWORD")
+  [ "$(status_of "$SERVER_URL/auth/register" -H 'content-type: application/json' -d "$body")" = 201 ] ||
+    die "$1: registration failed"
+  TOKEN=$(curl -sS --max-time 10 "$SERVER_URL/auth/token" \
+    --data-urlencode grant_type=password --data-urlencode "username=$AUTH_USER" \
+    --data-urlencode "password=$AUTH_PASSWORD" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  [ -n "$TOKEN" ] || die "$1: no access token"
+  [ "$(status_of "$SERVER_URL/profile" -H "Authorization: Bearer $TOKEN")" = 200 ] ||
+    die "$1: GET /profile with the token is not 200"
+}
+
+# g: GET /profile with a valid token.
+scenario_g() {
+  start_auth g
+  local pid=$SERVER_PID
+  run_wrk g "$SERVER_URL/profile" -H "Authorization: Bearer $TOKEN"
+  [ "$WRK_NON2XX" = 0 ] || log "WARNING: g got $WRK_NON2XX non-2xx answers"
+  RESULT[g_rps]=$WRK_RPS RESULT[g_p99]=$WRK_P99_MS RESULT[g_cpu]=$WRK_SERVER_CPU_US
+  RESULT[g_non2xx]=$WRK_NON2XX RESULT[g_other]=$WRK_OTHER_PCT
+  RESULT[ga]=$(pct "$WRK_RPS" "${RESULT[a_rps]:-0}")
+  stop_pid "$pid"
+}
+
+# h: a login storm beside GET /profile. The ideal login rate is cores
+# divided by one hash (median of 10, measured here, on an idle machine).
+scenario_h() {
+  local hash_ms cores
+  hash_ms=$("$HASH_BIN" 10) || die "h: hash_time failed"
+  cores=$(nproc)
+  RESULT[h_hash_ms]=$hash_ms
+  RESULT[h_ideal]=$(awk -v c="$cores" -v h="$hash_ms" 'BEGIN { printf "%.1f", c * 1000 / h }')
+  log "h: one Argon2id hash takes $hash_ms ms; ideal ${RESULT[h_ideal]} logins/s on $cores cores"
+  start_auth h
+  local pid=$SERVER_PID
+  local bound=$(( $(to_seconds "$DURATION") + 60 ))
+  local storm=$RESULTS/h-storm.wrk.txt profile=$RESULTS/h-profile.wrk.txt
+  timeout -k 5 "$bound" wrk -t"$THREADS" -c"$STORM_CONNECTIONS" -d"$DURATION" --latency \
+    -s "$LOGIN_LUA" "$SERVER_URL/auth/token" -- "$AUTH_USER" "$AUTH_PASSWORD" >"$storm" 2>&1 9>&- &
+  local storm_pid=$!
+  track "$storm_pid"
+  timeout -k 5 "$bound" wrk -t1 -c"$STORM_PROFILE_CONNECTIONS" -d"$DURATION" --latency \
+    -H "Authorization: Bearer $TOKEN" "$SERVER_URL/profile" >"$profile" 2>&1 9>&- ||
+    { cat "$profile" >&2; die "h: the /profile wrk failed"; }
+  wait "$storm_pid" || { cat "$storm" >&2; die "h: the login wrk failed"; }
+  parse_wrk "$storm"
+  RESULT[h_logins]=$WRK_RPS RESULT[h_login_p99]=$WRK_P99_MS RESULT[h_login_non2xx]=$WRK_NON2XX
+  RESULT[h_pct]=$(pct "$WRK_RPS" "${RESULT[h_ideal]}")
+  parse_wrk "$profile"
+  RESULT[h_profile_rps]=$WRK_RPS RESULT[h_profile_p99]=$WRK_P99_MS RESULT[h_profile_non2xx]=$WRK_NON2XX
+  log "h: ${RESULT[h_logins]} logins/s (${RESULT[h_pct]}% of ideal), /profile p99 ${RESULT[h_profile_p99]} ms at ${RESULT[h_profile_rps]} req/s"
+  stop_pid "$pid"
+}
+
 # attrib (optional, not in the default SCENARIOS): where b's cost goes.
 # GET /api/data with the limit lifted, as in b, with parts of the stack
 # switched off through settings (no code change): the docs routes, the
@@ -670,6 +750,18 @@ summary() {
   row "f  VmRSS, keys held, MiB" "$(r f_rss_peak)" "<= ${TARGET_KEYS_RSS_MIB} MiB" "$(verdict "$(r f_rss_peak)" "<=" "$TARGET_KEYS_RSS_MIB")"
   row "f  VmHWM (peak), MiB" "$(r f_hwm)" "(<= ${TARGET_KEYS_RSS_MIB} MiB)" "$(verdict "$(r f_hwm)" "<=" "$TARGET_KEYS_RSS_MIB")"
   row "f  VmRSS after the first sweep, MiB" "$(r f_rss_swept)" "falls back" "$(r f_fallback)"
+  row "g  /profile 200, req/s" "$(r g_rps)" "" ""
+  row "g  /profile, % of a" "$(r ga)" ">= ${TARGET_PROFILE_PCT}% of a" "$(verdict "$(r ga)" ">=" "$TARGET_PROFILE_PCT")"
+  row "g  /profile, p99 ms" "$(r g_p99)" "<= ${TARGET_PROFILE_P99_MS} ms" "$(verdict "$(r g_p99)" "<=" "$TARGET_PROFILE_P99_MS")"
+  row "g  server CPU per request, us" "$(r g_cpu)" "" ""
+  row "g  non-2xx answers" "$(r g_non2xx)" "0" "$(verdict "$(r g_non2xx)" "<=" 0)"
+  row "h  one Argon2id hash (OWASP), ms" "$(r h_hash_ms)" "" ""
+  row "h  ideal logins/s (cores / hash)" "$(r h_ideal)" "" ""
+  row "h  logins/s during the storm" "$(r h_logins)" "" ""
+  row "h  logins, % of ideal" "$(r h_pct)" ">= ${TARGET_LOGIN_PCT}%" "$(verdict "$(r h_pct)" ">=" "$TARGET_LOGIN_PCT")"
+  row "h  login non-2xx answers" "$(r h_login_non2xx)" "0" "$(verdict "$(r h_login_non2xx)" "<=" 0)"
+  row "h  /profile p99 during the storm, ms" "$(r h_profile_p99)" "<= ${TARGET_STORM_P99_MS} ms" "$(verdict "$(r h_profile_p99)" "<=" "$TARGET_STORM_P99_MS")"
+  row "h  /profile req/s during the storm" "$(r h_profile_rps)" "" ""
   echo
   if [ -n "${RESULT[a_rps_all]:-}${RESULT[b_rps_all]:-}${RESULT[c_rps_all]:-}" ]; then
     echo "Each round (a b c run back to back; the ratios compare b and c with the a just before them):"

@@ -192,7 +192,7 @@ async fn search_is_a_literal_case_insensitive_substring() {
         async move {
             let encoded: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
             let url = app.url(&format!("/users?search={encoded}"));
-            let response = app.client.get(url).bearer_auth(admin).send().await.unwrap();
+            let response = app.get_as(&url, &admin).await;
             assert_eq!(response.status(), 200);
             let page: Value = response.json().await.unwrap();
             let mut names: Vec<String> = page["items"]
@@ -259,16 +259,7 @@ async fn paging_is_stable_and_validated() {
         problem(get(bad).await.unwrap(), 422).await;
     }
     let long = format!("/users?search={}", "a".repeat(101));
-    problem(
-        app.client
-            .get(app.url(&long))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap(),
-        422,
-    )
-    .await;
+    problem(app.get_as(&app.url(&long), &admin).await, 422).await;
 }
 
 #[tokio::test]
@@ -281,26 +272,8 @@ async fn unknown_or_malformed_ids_are_404() {
         "1%27%20OR%201=1",
     ] {
         let url = app.url(&format!("/users/{id}"));
-        problem(
-            app.client
-                .get(&url)
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .unwrap(),
-            404,
-        )
-        .await;
-        problem(
-            app.client
-                .delete(&url)
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .unwrap(),
-            404,
-        )
-        .await;
+        problem(app.get_as(&url, &admin).await, 404).await;
+        problem(app.delete_as(&url, &admin).await, 404).await;
     }
 }
 
@@ -323,16 +296,7 @@ async fn nobody_changes_their_own_role_or_status_or_deletes_themselves_here() {
             )
             .await;
         }
-        problem(
-            app.client
-                .delete(&url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap(),
-            403,
-        )
-        .await;
+        problem(app.delete_as(&url, &token).await, 403).await;
         let me: Value = app.get_profile(&token).await.json().await.unwrap();
         assert_eq!(me["role"], role);
     }
@@ -363,16 +327,7 @@ async fn super_admin_is_never_granted_over_http_and_bad_bodies_are_422() {
     assert_eq!(granted["role"], "admin");
     // The new admin logs in again (its sessions ended) and can administer.
     let token = app.login("someone").await.access_token;
-    assert_eq!(
-        app.client
-            .get(app.url("/users"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get_as(&app.url("/users"), &token).await.status(), 200);
 }
 
 #[tokio::test]
@@ -389,16 +344,7 @@ async fn a_demoted_disabled_or_deleted_users_token_stops_working_at_once() {
     {
         let (id, token) = user_with_role(&app, &format!("victim{n}"), "admin").await;
         let refresh = app.login(&format!("victim{n}")).await.refresh_token;
-        assert_eq!(
-            app.client
-                .get(app.url("/users"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(app.get_as(&app.url("/users"), &token).await.status(), 200);
         let url = app.url(&format!("/users/{id}"));
         let response = match &body {
             Some(body) => app
@@ -409,13 +355,7 @@ async fn a_demoted_disabled_or_deleted_users_token_stops_working_at_once() {
                 .send()
                 .await
                 .unwrap(),
-            None => app
-                .client
-                .delete(&url)
-                .bearer_auth(&root)
-                .send()
-                .await
-                .unwrap(),
+            None => app.delete_as(&url, &root).await,
         };
         assert!(
             response.status().is_success(),
@@ -423,13 +363,7 @@ async fn a_demoted_disabled_or_deleted_users_token_stops_working_at_once() {
             response.status()
         );
         assert_eq!(
-            app.client
-                .get(app.url("/users"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            app.get_as(&app.url("/users"), &token).await.status(),
             401,
             "{body:?}"
         );
@@ -476,24 +410,15 @@ async fn every_admin_action_lands_in_the_audit_log_with_actor_and_target() {
         .send()
         .await
         .unwrap();
-    app.client
-        .delete(url(&doomed))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    app.delete_as(&url(&doomed), &admin).await;
 
     let log = |query: String| {
         let app = &app;
         let admin = admin.clone();
         async move {
             let response = app
-                .client
-                .get(app.url(&format!("/audit-log?{query}")))
-                .bearer_auth(admin)
-                .send()
-                .await
-                .unwrap();
+                .get_as(&app.url(&format!("/audit-log?{query}")), &admin)
+                .await;
             assert_eq!(response.status(), 200);
             response.json::<Value>().await.unwrap()
         }

@@ -100,6 +100,26 @@ impl TestApp {
         .await
     }
 
+    /// GET `url` (a full URL, see [`TestApp::url`]) with a bearer token.
+    pub async fn get_as(&self, url: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// DELETE `url` with a bearer token.
+    pub async fn delete_as(&self, url: &str, token: &str) -> reqwest::Response {
+        self.client
+            .delete(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get_profile(&self, access_token: &str) -> reqwest::Response {
         self.client
             .get(self.url("/profile"))
