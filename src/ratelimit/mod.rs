@@ -1,7 +1,7 @@
 //! Rate limiting: named GCRA policies attached to routes, checked against a
 //! store before any other work is done for a request.
 //!
-//! - [`spec`]: the `N/period per key` language.
+//! - [`Spec`]: the `N/period per key` language (in `settings`, which parses it).
 //! - [`memory`]: the embedded, bounded in-process store.
 //! - [`layer`]: the middleware that applies IP- and user-keyed policies and
 //!   writes the `RateLimit-Policy` / `RateLimit` / `Retry-After` fields.
@@ -13,7 +13,6 @@
 pub(crate) mod bounded;
 pub mod layer;
 pub mod memory;
-pub mod spec;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,7 +23,7 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method};
 
 use crate::settings::RateLimitSettings;
-use spec::Spec;
+use crate::settings::spec::Spec;
 
 /// A named limit.
 #[derive(Debug)]

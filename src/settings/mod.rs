@@ -9,6 +9,7 @@
 mod load;
 mod raw;
 pub mod secret;
+pub mod spec;
 mod validate;
 pub mod vars;
 
@@ -26,7 +27,7 @@ pub use raw::RawSettings;
 pub use secret::SigningSecret;
 
 use crate::domain::Role;
-use crate::ratelimit::spec::Spec;
+use spec::Spec;
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
