@@ -4,17 +4,15 @@
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
-use crate::accounts::User;
 use crate::admin::change::{self, Actor};
 use crate::admin::rules::Action;
 use crate::auth::audit::RequestContext;
 use crate::cli::UsersCommand;
 use crate::domain::password::Owner;
-use crate::domain::{Email, Name, Role, Username};
+use crate::domain::{Email, Name, Role, User, Username};
 use crate::settings::Settings;
 use crate::startup::build_state;
 use crate::state::AppState;
-use crate::storage::users::UserRow;
 use crate::storage::{self, users};
 
 /// `palisade migrate`.
@@ -125,18 +123,17 @@ pub async fn create_admin(
         password_hash: &hash,
     };
     match users::insert(state.db.pool(), &new, storage::now_ms()).await {
-        Ok(row) => {
-            let user = User::from(&row);
+        Ok(user) => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&user).unwrap_or_default()
             );
             ExitCode::SUCCESS
         }
-        Err(e) if storage::is_unique_violation(&e) => {
-            fail("an account with this email or username already exists")
-        }
-        Err(e) => fail(&format!("cannot create the account: {e}")),
+        Err(e) => match users::taken_by(&e) {
+            Some(field) => fail(&format!("an account with this {field} already exists")),
+            None => fail(&format!("cannot create the account: {e}")),
+        },
     }
 }
 
@@ -152,13 +149,14 @@ pub async fn users(settings: Settings, command: UsersCommand) -> ExitCode {
     }
 }
 
-async fn find(state: &AppState, who: &str) -> Result<UserRow, String> {
+async fn find(state: &AppState, who: &str) -> Result<User, String> {
     let pool = state.db.pool();
     let found = match users::find_by_id(pool, who).await {
         Ok(Some(user)) => Some(user),
         Ok(None) => users::find_by_login(pool, &who.trim().to_lowercase())
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| e.to_string())?
+            .map(|(user, _)| user),
         Err(e) => return Err(e.to_string()),
     };
     found.ok_or_else(|| format!("no user {who:?}"))
@@ -190,11 +188,8 @@ async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String
             )
             .await
             .map_err(|e| e.to_string())?;
-            for row in &rows {
-                println!(
-                    "{}",
-                    serde_json::to_string(&User::from(row)).unwrap_or_default()
-                );
+            for user in &rows {
+                println!("{}", serde_json::to_string(user).unwrap_or_default());
             }
             return Ok(());
         }
@@ -216,14 +211,11 @@ async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String
             },
         ),
     };
-    let after = change::apply(state, &ctx, Actor::Operator, &target.id, action)
+    let after = change::apply(&state.db, &ctx, Actor::Operator, &target.id, action)
         .await
         .map_err(|e| e.to_string())?;
-    if let Some(row) = after {
-        println!(
-            "{}",
-            serde_json::to_string(&User::from(&row)).unwrap_or_default()
-        );
+    if let Some(user) = after {
+        println!("{}", serde_json::to_string(&user).unwrap_or_default());
     }
     Ok(())
 }

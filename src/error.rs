@@ -4,13 +4,37 @@
 //! Expected failures carry messages that are safe to show. Unexpected ones
 //! (`Internal`) are logged with their whole cause chain under the request id
 //! and answer only "An internal error occurred".
+//!
+//! Every problem body names the request it answers: the request-id layer
+//! (`http::request_id`) runs each request inside [`with_request_id`], and
+//! [`Problem::new`] reads the id from there. This module sits at the bottom
+//! of the crate and imports nothing of it, so every layer may return an
+//! [`ApiError`]; how database errors map onto it lives in `storage`.
+
+use std::future::Future;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
-use crate::http::request_id;
+tokio::task_local! {
+    static REQUEST_ID: HeaderValue;
+}
+
+/// Runs `fut` as the serving of the request `id`: problems rendered and
+/// errors logged inside it carry that id.
+pub async fn with_request_id<F: Future>(id: HeaderValue, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
+}
+
+/// The id of the request this task is serving, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID
+        .try_with(|v| v.to_str().map(str::to_owned).ok())
+        .ok()
+        .flatten()
+}
 
 /// The media type of every error body except the token endpoint's.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -89,7 +113,7 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
-            request_id: request_id::current().unwrap_or_default(),
+            request_id: current_request_id().unwrap_or_default(),
             errors: None,
         }
     }
@@ -188,19 +212,5 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    /// A database that cannot be reached is a 503 (nothing was changed);
-    /// anything else is an internal error, logged with its cause.
-    fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(error = %err, "database unavailable");
-                Self::Unavailable("The database is unavailable; try again shortly".into())
-            }
-            other => Self::Internal(other.into()),
-        }
     }
 }

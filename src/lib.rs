@@ -26,5 +26,6 @@ pub mod telemetry;
 pub mod tokens;
 
 pub use error::{ApiError, Result};
+pub use routes::router;
 pub use startup::Application;
 pub use state::AppState;

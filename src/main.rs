@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use palisade::admin_cli::PasswordSource;
 use palisade::cli::{Cli, Command};
-use palisade::settings::Settings;
+use palisade::settings::{LogFormat, LogSettings, Settings};
 use palisade::startup::Application;
 
 fn main() -> ExitCode {
@@ -24,11 +24,37 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
+    if let Command::CheckConfig = cli.command {
+        return palisade::check_config::run(&settings);
+    }
+    // The server logs as configured; the operator commands log warnings
+    // and Palisade's own notices (e.g. that a signing secret was made).
+    let log = match cli.command {
+        Command::Serve { .. } => settings.log.clone(),
+        _ => LogSettings {
+            format: LogFormat::Human,
+            level: "warn,palisade=info".into(),
+        },
+    };
+    palisade::telemetry::init(&log);
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli.command, settings)),
+        Err(e) => {
+            eprintln!("palisade: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> ExitCode {
+    match command {
         Command::CheckConfig => palisade::check_config::run(&settings),
-        Command::Serve { .. } => serve(settings),
-        Command::Migrate => block_on(palisade::admin_cli::migrate(settings)),
-        Command::Users(command) => block_on(palisade::admin_cli::users(settings, command)),
+        Command::Serve { .. } => serve(settings).await,
+        Command::Migrate => palisade::admin_cli::migrate(settings).await,
+        Command::Users(command) => palisade::admin_cli::users(settings, command).await,
         Command::CreateAdmin {
             email,
             username,
@@ -40,66 +66,30 @@ fn main() -> ExitCode {
             } else {
                 PasswordSource::Prompt
             };
-            block_on(palisade::admin_cli::create_admin(
-                settings,
-                &email,
-                &username,
-                name.as_deref(),
-                source,
-            ))
+            palisade::admin_cli::create_admin(settings, &email, &username, name.as_deref(), source)
+                .await
         }
     }
 }
 
-fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    // Operator commands log too (e.g. that a signing secret was generated).
-    palisade::telemetry::init(&palisade::settings::LogSettings {
-        format: palisade::settings::LogFormat::Human,
-        level: "warn,palisade=info".into(),
-    });
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(work),
+async fn serve(settings: Settings) -> ExitCode {
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
         Err(e) => {
-            eprintln!("palisade: cannot start the runtime: {e}");
+            tracing::error!("cannot start: {e:#}");
+            eprintln!("palisade: cannot start: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match app.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "listening"),
+        Err(e) => tracing::warn!("cannot read the listen address: {e}"),
+    }
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("server error: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn serve(settings: Settings) -> ExitCode {
-    palisade::telemetry::init(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("palisade: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let app = match Application::build(settings).await {
-            Ok(app) => app,
-            Err(e) => {
-                tracing::error!("cannot start: {e:#}");
-                eprintln!("palisade: cannot start: {e:#}");
-                return ExitCode::from(2);
-            }
-        };
-        match app.local_addr() {
-            Ok(addr) => tracing::info!(%addr, "listening"),
-            Err(e) => tracing::warn!("cannot read the listen address: {e}"),
-        }
-        match app.run_until_stopped().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("server error: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
 }

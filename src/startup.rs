@@ -74,7 +74,7 @@ impl Application {
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
-        let router = crate::http::router(state.clone());
+        let router = routes::router(state.clone());
         Ok(Self {
             listener,
             router,

@@ -1,4 +1,6 @@
-//! The state every handler can reach: cheap to clone, `Arc`s inside.
+//! The state of the assembled application: cheap to clone, `Arc`s inside.
+//! Handlers and extractors never take it whole; they take the narrow
+//! states below through `FromRef`.
 
 use std::sync::Arc;
 
@@ -7,6 +9,7 @@ use axum::extract::FromRef;
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
 use crate::auth::throttle::LoginThrottle;
+use crate::auth::{AuthState, Authn};
 use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
 use crate::settings::Settings;
@@ -27,5 +30,34 @@ pub struct AppState {
 impl FromRef<AppState> for Arc<RateLimiter> {
     fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.limiter)
+    }
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for Authn {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            tokens: Arc::clone(&state.tokens),
+        }
+    }
+}
+
+impl FromRef<AppState> for AuthState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            settings: Arc::clone(&state.settings),
+            db: state.db.clone(),
+            tokens: Arc::clone(&state.tokens),
+            hasher: Arc::clone(&state.hasher),
+            passwords: Arc::clone(&state.passwords),
+            throttle: Arc::clone(&state.throttle),
+            limiter: Arc::clone(&state.limiter),
+        }
     }
 }

@@ -8,15 +8,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::User;
-use crate::auth::AuthUser;
 use crate::auth::audit::{self, Event, RequestContext};
 use crate::auth::hashing::Verified;
+use crate::auth::{AuthState, AuthUser};
 use crate::domain::password::Owner;
-use crate::domain::{Name, Role, Username};
+use crate::domain::{Name, Role, User, Username};
 use crate::error::{ApiError, FieldError, Result};
 use crate::http::extract::ApiJson;
-use crate::state::AppState;
 use crate::storage::{self, sessions, sessions::EndReason, users};
 
 /// The caller.
@@ -26,7 +24,7 @@ use crate::storage::{self, sessions, sessions::EndReason, users};
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_profile(caller: AuthUser) -> Json<User> {
-    Json(User::from(&caller.user))
+    Json(caller.user)
 }
 
 /// Fields the caller may change.
@@ -47,7 +45,7 @@ pub struct ProfilePatch {
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn patch_profile(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     caller: AuthUser,
     ApiJson(patch): ApiJson<ProfilePatch>,
 ) -> Result<Json<User>> {
@@ -89,23 +87,23 @@ pub async fn patch_profile(
     .await
     {
         Ok(()) => {}
-        Err(e) if storage::is_unique_violation(&e) => {
+        Err(e) if users::taken_by(&e).is_some() => {
             return Err(ApiError::Conflict(
                 "An account with this username already exists".into(),
             ));
         }
         Err(e) => return Err(e.into()),
     }
-    let row = users::find_by_id(pool, &caller.user.id)
+    let user = users::find_by_id(pool, &caller.user.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(User::from(&row)))
+    Ok(Json(user))
 }
 
 /// Re-authentication for sensitive acts: the password is checked on the
 /// hashing pool, under the same failed-login back-off as a login.
 async fn confirm_password(
-    state: &AppState,
+    state: &AuthState,
     caller: &AuthUser,
     password: &str,
     field: &str,
@@ -115,9 +113,10 @@ async fn confirm_password(
         let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Err(ApiError::TooManyRequests { retry_after });
     }
+    let stored = users::password_hash(state.db.pool(), &caller.user.id).await?;
     let verified = state
         .hasher
-        .verify(password.to_owned(), Some(caller.user.password_hash.clone()))
+        .verify(password.to_owned(), stored.map(|h| h.expose().to_owned()))
         .await?;
     if verified == Verified::No {
         state.throttle.failure(&account, Instant::now());
@@ -156,7 +155,7 @@ impl std::fmt::Debug for PasswordChange {
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn change_password(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     ctx: RequestContext,
     caller: AuthUser,
     ApiJson(body): ApiJson<PasswordChange>,
@@ -218,7 +217,7 @@ impl std::fmt::Debug for DeleteAccount {
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn delete_account(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     ctx: RequestContext,
     caller: AuthUser,
     ApiJson(body): ApiJson<DeleteAccount>,

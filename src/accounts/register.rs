@@ -5,13 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::User;
+use crate::auth::AuthState;
 use crate::auth::audit::{self, Event, RequestContext};
 use crate::domain::password::Owner;
-use crate::domain::{Email, Name, Role, Username};
+use crate::domain::{Email, Name, Role, User, Username};
 use crate::error::{ApiError, FieldError, Result};
 use crate::http::extract::ApiJson;
-use crate::state::AppState;
 use crate::storage::{self, users};
 
 /// The registration body. Unknown fields (`id`, `created_at`, `disabled`,
@@ -51,7 +50,7 @@ struct Valid {
     role: Role,
 }
 
-fn validate(state: &AppState, body: &RegisterBody) -> Result<Valid> {
+fn validate(state: &AuthState, body: &RegisterBody) -> Result<Valid> {
     let mut errors = Vec::new();
     let mut field = |name: &str, r: std::result::Result<(), &str>| {
         if let Err(message) = r {
@@ -106,7 +105,7 @@ fn validate(state: &AppState, body: &RegisterBody) -> Result<Valid> {
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn register(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<User>)> {
@@ -130,12 +129,15 @@ pub async fn register(
         role: valid.role,
         password_hash: &hash,
     };
-    let row = match users::insert(pool, &new, storage::now_ms()).await {
-        Ok(row) => row,
-        // Lost a race with a concurrent registration of the same key.
-        Err(e) if storage::is_unique_violation(&e) => return Err(taken("email or username")),
-        Err(e) => return Err(e.into()),
+    let user: User = match users::insert(pool, &new, storage::now_ms()).await {
+        Ok(user) => user,
+        // Lost a race with a concurrent registration of the same key: the
+        // violated unique column says which.
+        Err(e) => match users::taken_by(&e) {
+            Some(field) => return Err(taken(field)),
+            None => return Err(e.into()),
+        },
     };
-    audit::record(&state.db, Event::Register, &ctx, Some(&row.id), None).await?;
-    Ok((StatusCode::CREATED, Json(User::from(&row))))
+    audit::record(&state.db, Event::Register, &ctx, Some(&user.id), None).await?;
+    Ok((StatusCode::CREATED, Json(user)))
 }

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Page, Paging, invalid};
 use crate::auth::AdminUser;
+use crate::domain::rfc3339;
 use crate::error::{FieldError, Result};
 use crate::http::extract::ApiQuery;
-use crate::state::AppState;
-use crate::storage::{self, events};
+use crate::storage::{Db, events};
 
 /// `GET /audit-log` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -46,7 +46,7 @@ impl From<events::EventRow> for AuditEvent {
     fn from(r: events::EventRow) -> Self {
         Self {
             id: r.id,
-            at: storage::rfc3339(r.at),
+            at: rfc3339(r.at),
             event: r.event,
             user_id: r.user_id,
             actor_id: r.actor_id,
@@ -68,7 +68,7 @@ impl From<events::EventRow> for AuditEvent {
         (status = 422, description = "Bad paging or filter", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn audit_log(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     _admin: AdminUser,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Page<AuditEvent>>> {
@@ -85,7 +85,7 @@ pub async fn audit_log(
         errors.push(FieldError::new("event", "must be at most 64 characters"));
     }
     invalid(errors)?;
-    let pool = state.db.pool();
+    let pool = db.pool();
     let (user, event) = (query.user_id.as_deref(), query.event.as_deref());
     let rows = events::list(pool, user, event, paging.limit, paging.offset()).await?;
     let total = events::count(pool, user, event).await?;

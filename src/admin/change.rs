@@ -7,9 +7,9 @@
 
 use crate::admin::rules::{self, Action, Party};
 use crate::auth::audit::{self, Event, RequestContext};
+use crate::domain::User;
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::storage::{self, events, sessions, sessions::EndReason, users, users::UserRow};
+use crate::storage::{self, Db, events, sessions, sessions::EndReason, users};
 
 /// Who asks: a user over HTTP, or the operator at the command line (who
 /// may act on anyone, but is held to the "last super_admin" rule and never
@@ -32,14 +32,14 @@ impl Actor<'_> {
 /// Authorizes and applies `action` to the user `target_id`; returns the
 /// user as it is afterwards (`None` once deleted).
 pub async fn apply(
-    state: &AppState,
+    db: &Db,
     ctx: &RequestContext,
     actor: Actor<'_>,
     target_id: &str,
     action: Action,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<User>, ApiError> {
     let now = storage::now_ms();
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = db.pool().begin().await?;
     // The first statement writes, so SQLite takes its write lock at once
     // and PostgreSQL locks the row: nothing below can be raced.
     users::lock(&mut *tx, target_id).await?;

@@ -8,14 +8,12 @@ use serde::Deserialize;
 use super::change::{self, Actor};
 use super::rules::Action;
 use super::{Page, Paging, UserPatch, invalid};
-use crate::accounts::User;
 use crate::auth::AdminUser;
 use crate::auth::audit::RequestContext;
-use crate::domain::Role;
+use crate::domain::{Role, User};
 use crate::error::{ApiError, FieldError, Result};
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::state::AppState;
-use crate::storage::users::{self, UserRow};
+use crate::storage::{Db, users};
 
 /// `GET /users` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -41,7 +39,7 @@ pub struct ListQuery {
         (status = 422, description = "Bad paging or search", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_users(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     _admin: AdminUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<User>>> {
@@ -60,11 +58,11 @@ pub async fn list_users(
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(users::like_pattern);
-    let pool = state.db.pool();
+    let pool = db.pool();
     let rows = users::list(pool, pattern.as_deref(), paging.limit, paging.offset()).await?;
     let total = users::count(pool, pattern.as_deref()).await?;
     Ok(Json(Page {
-        items: rows.iter().map(User::from).collect(),
+        items: rows,
         page: paging.page,
         limit: paging.limit,
         total,
@@ -73,11 +71,11 @@ pub async fn list_users(
 
 /// The user, or 404 (also for an id that is not a UUID: the format of ids
 /// is nobody's business).
-async fn target(state: &AppState, id: &str) -> Result<UserRow> {
+async fn target(db: &Db, id: &str) -> Result<User> {
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(ApiError::NotFound);
     }
-    users::find_by_id(state.db.pool(), id)
+    users::find_by_id(db.pool(), id)
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -92,11 +90,11 @@ async fn target(state: &AppState, id: &str) -> Result<UserRow> {
         (status = 404, description = "No such user", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_user(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     _admin: AdminUser,
     Path(user_id): Path<String>,
 ) -> Result<Json<User>> {
-    Ok(Json(User::from(&target(&state, &user_id).await?)))
+    Ok(Json(target(&db, &user_id).await?))
 }
 
 /// Changes a user's role or disabled flag. A changed role or a disabling
@@ -114,7 +112,7 @@ pub async fn get_user(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn patch_user(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: RequestContext,
     admin: AdminUser,
     Path(user_id): Path<String>,
@@ -135,14 +133,14 @@ pub async fn patch_user(
             "name role or disabled",
         )]));
     }
-    let target = target(&state, &user_id).await?;
+    let target = target(&db, &user_id).await?;
     let action = Action::Update {
         role,
         disabled: patch.disabled,
     };
     let admin_id = &admin.caller.user.id;
-    let after = change::apply(&state, &ctx, Actor::User(admin_id), &target.id, action).await?;
-    Ok(Json(User::from(&after.ok_or(ApiError::NotFound)?)))
+    let after = change::apply(&db, &ctx, Actor::User(admin_id), &target.id, action).await?;
+    Ok(Json(after.ok_or(ApiError::NotFound)?))
 }
 
 /// Deletes a user, its sessions and its tokens.
@@ -157,20 +155,13 @@ pub async fn patch_user(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn delete_user(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: RequestContext,
     admin: AdminUser,
     Path(user_id): Path<String>,
 ) -> Result<StatusCode> {
-    let target = target(&state, &user_id).await?;
+    let target = target(&db, &user_id).await?;
     let admin_id = &admin.caller.user.id;
-    change::apply(
-        &state,
-        &ctx,
-        Actor::User(admin_id),
-        &target.id,
-        Action::Delete,
-    )
-    .await?;
+    change::apply(&db, &ctx, Actor::User(admin_id), &target.id, Action::Delete).await?;
     Ok(StatusCode::NO_CONTENT)
 }

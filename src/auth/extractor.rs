@@ -7,18 +7,19 @@
 //! change. Any failure is 401 with `WWW-Authenticate: Bearer
 //! error="invalid_token"`; no token at all is 401 with `Bearer`.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 
+use super::Authn;
 use super::jwt::Claims;
+use crate::domain::User;
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::storage::{self, sessions, users::UserRow};
+use crate::storage::{self, sessions};
 
 /// The caller of a request, with a valid access token.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
-    pub user: UserRow,
+    pub user: User,
     pub claims: Claims,
 }
 
@@ -39,14 +40,16 @@ pub fn bearer(parts: &http::HeaderMap) -> Result<Option<&str>, MalformedAuthoriz
     Ok(Some(token.trim()))
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Authn: FromRef<S>,
+{
     type Rejection = ApiError;
 
     #[tracing::instrument(skip_all)]
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = Authn::from_ref(state);
         let invalid = ApiError::Unauthorized {
             invalid_token: true,
         };

@@ -1,5 +1,8 @@
 //! Authentication: password hashing, access tokens, refresh tokens, the
-//! `AuthUser` extractor, failed-login back-off and the audit trail.
+//! `AuthUser` and `RequireRole` extractors, failed-login back-off, the
+//! audit trail, and the narrow states ([`Authn`], [`AuthState`]) that the
+//! extractors and the account features take instead of the whole
+//! application state.
 
 pub mod audit;
 pub mod extractor;
@@ -7,7 +10,9 @@ pub mod hashing;
 pub mod jwt;
 pub mod refresh;
 pub mod roles;
+pub mod state;
 pub mod throttle;
 
 pub use extractor::AuthUser;
 pub use roles::{AdminUser, RequireRole};
+pub use state::{AuthState, Authn};

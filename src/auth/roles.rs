@@ -7,13 +7,12 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 
-use super::AuthUser;
+use super::{AuthUser, Authn};
 use crate::domain::Role;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// A minimum role, as a type.
 pub trait MinRole: Send + Sync + 'static {
@@ -47,13 +46,15 @@ pub struct RequireRole<M: MinRole> {
 /// An administrator (`admin` or `super_admin`).
 pub type AdminUser = RequireRole<Admin>;
 
-impl<M: MinRole> FromRequestParts<AppState> for RequireRole<M> {
+impl<M, S> FromRequestParts<S> for RequireRole<M>
+where
+    M: MinRole,
+    S: Send + Sync,
+    Authn: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = AuthUser::from_request_parts(parts, state).await?;
         if caller.user.role < M::ROLE {
             return Err(ApiError::Forbidden);

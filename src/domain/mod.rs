@@ -1,15 +1,18 @@
 //! Domain types that can only hold valid values: each has one constructor
 //! that checks its input, so an invalid email, username, name, password or
-//! role cannot exist past the edge of the application.
+//! role cannot exist past the edge of the application; and [`User`], the
+//! account as everything above storage sees it (no password hash).
 
 mod email;
 mod name;
 pub mod password;
 mod role;
+mod user;
 mod username;
 
 pub use email::Email;
 pub use name::Name;
 pub use password::{Password, PasswordPolicy};
 pub use role::Role;
+pub use user::{User, rfc3339};
 pub use username::Username;

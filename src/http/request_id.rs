@@ -1,12 +1,14 @@
 //! Request ids: a sane incoming `X-Request-Id` is kept, anything else is
 //! replaced by a new UUID v7. The id is echoed on every response, stored in
 //! the request's extensions, and visible to the code that renders errors
-//! through [`current`].
+//! through [`crate::error::current_request_id`].
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
+
+use crate::error::with_request_id;
 
 /// The header that carries the id.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -14,18 +16,6 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The id of the request being served.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
-
-tokio::task_local! {
-    static CURRENT: HeaderValue;
-}
-
-/// The id of the request this task is serving, if any.
-pub fn current() -> Option<String> {
-    CURRENT
-        .try_with(|v| v.to_str().map(str::to_owned).ok())
-        .ok()
-        .flatten()
-}
 
 /// 1 to 64 characters of letters, digits, `-`, `_`, `.` and `:` are kept;
 /// anything else could forge log lines or carry a payload, so it is replaced.
@@ -50,7 +40,7 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         });
     req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = CURRENT.scope(id.clone(), next.run(req)).await;
+    let mut response = with_request_id(id.clone(), next.run(req)).await;
     response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     response
 }

@@ -3,15 +3,17 @@
 //!
 //! - [`Spec`]: the `N/period per key` language (in `settings`, which parses it).
 //! - [`memory`]: the embedded, bounded in-process store.
-//! - [`layer`]: the middleware that applies IP- and user-keyed policies and
-//!   writes the `RateLimit-Policy` / `RateLimit` / `Retry-After` fields.
+//!
+//! The middleware that applies IP- and user-keyed policies and writes the
+//! `RateLimit-Policy` / `RateLimit` / `Retry-After` fields is HTTP plumbing:
+//! `http::rate_limit`. This engine knows nothing of HTTP requests beyond a
+//! method, a matched path and the headers it hands the subject resolver.
 //!
 //! Policies keyed by account name need the request body, so handlers check
 //! them through [`RateLimiter::check_account`] after parsing and before any
 //! hashing or database work.
 
 pub(crate) mod bounded;
-pub mod layer;
 pub mod memory;
 
 use std::collections::HashMap;
@@ -45,6 +47,11 @@ impl Policy {
             index,
             policy_item,
         }
+    }
+
+    /// This policy's item of the `RateLimit-Policy` field.
+    pub fn policy_item(&self) -> &str {
+        &self.policy_item
     }
 }
 
@@ -189,6 +196,12 @@ impl RateLimiter {
     pub fn with_subject_resolver(mut self, resolver: SubjectResolver) -> Self {
         self.subject = Some(resolver);
         self
+    }
+
+    /// The verified user behind a request's credentials, if a subject
+    /// resolver is installed and the credentials are valid.
+    pub fn subject_of(&self, headers: &HeaderMap) -> Option<String> {
+        self.subject.as_ref().and_then(|resolve| resolve(headers))
     }
 
     /// The store, for housekeeping.

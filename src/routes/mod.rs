@@ -1,20 +1,47 @@
-//! The routes of the API. Each handler carries its OpenAPI annotation and
-//! is registered through `OpenApiRouter::routes`, so the document served at
-//! `/openapi.json` is built from the router itself and cannot drift.
+//! The routes of the API and the assembled application. Each handler
+//! carries its OpenAPI annotation and is registered through
+//! `OpenApiRouter::routes`, so the document served at `/openapi.json` is
+//! built from the router itself and cannot drift. [`router`] puts the
+//! routes, the rate limiter and the hardened stack together.
 
 pub mod ai;
 pub mod data;
 pub mod docs;
 pub mod health;
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::accounts::{profile, register};
 use crate::admin::{audit_log, users as admin_users};
+use crate::error::ApiError;
+use crate::http::{rate_limit, stack};
 use crate::state::AppState;
 use crate::tokens::routes as tokens;
+
+/// The whole application: every route, the rate limiter on every route and
+/// on the 404 fallback, and the hardened stack around it all.
+pub fn router(state: AppState) -> Router {
+    let settings = Arc::clone(&state.settings);
+    let (api, openapi) = api().split_for_parts();
+    let mut app = api;
+    if settings.server.docs {
+        app = app.merge(docs::router(openapi));
+    }
+    let app = app
+        .fallback(|| async { ApiError::NotFound })
+        .layer(from_fn_with_state(
+            Arc::clone(&state.limiter),
+            rate_limit::layer,
+        ))
+        .with_state(state);
+    stack::apply(app, &settings)
+}
 
 /// Every documented route.
 pub fn api() -> OpenApiRouter<AppState> {

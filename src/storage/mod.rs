@@ -21,6 +21,7 @@ use secrecy::ExposeSecret;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+use crate::error::ApiError;
 use crate::settings::DatabaseSettings;
 
 /// The database, embedded SQLite or PostgreSQL.
@@ -115,11 +116,28 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
-/// Formats Unix milliseconds as an RFC 3339 UTC string.
-pub fn rfc3339(ms: i64) -> String {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+/// The unique column a unique-key violation is about, if `err` is one:
+/// PostgreSQL names the constraint (`users_email_key_key`), SQLite names
+/// the column in its message (`UNIQUE constraint failed: users.email_key`).
+/// Either way the column's name is in the text, so one rule serves both.
+pub fn violated_unique<'c>(err: &sqlx::Error, columns: &[&'c str]) -> Option<&'c str> {
+    let db = err
+        .as_database_error()
+        .filter(|e| e.is_unique_violation())?;
+    let text = db.constraint().unwrap_or_else(|| db.message());
+    columns.iter().copied().find(|c| text.contains(c))
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// A database that cannot be reached is a 503 (nothing was changed);
+    /// anything else is an internal error, logged with its cause.
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                Self::Unavailable("The database is unavailable; try again shortly".into())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
 }

@@ -3,7 +3,8 @@
 
 use sqlx::{Any, AnyPool, Executor, Row};
 
-use super::users::{self, UserRow};
+use super::users;
+use crate::domain::User;
 
 /// Why a session ended (kept for the audit trail).
 #[derive(Debug, Clone, Copy)]
@@ -57,9 +58,9 @@ pub async fn active_user(
     session_id: &str,
     user_id: &str,
     now: i64,
-) -> Result<Option<UserRow>, sqlx::Error> {
+) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
          u.password_changed_at, u.created_at, u.updated_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.user_id = $2 AND s.ended_at IS NULL AND s.expires_at > $3",
@@ -77,9 +78,9 @@ pub async fn open_session<'e>(
     ex: impl Executor<'e, Database = Any>,
     session_id: &str,
     now: i64,
-) -> Result<Option<(UserRow, i64)>, sqlx::Error> {
+) -> Result<Option<(User, i64)>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
          u.password_changed_at, u.created_at, u.updated_at, s.expires_at AS session_expires_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > $2",

@@ -1,40 +1,35 @@
-//! The `users` table.
+//! The `users` table. Rows become [`User`]s here; the password hash
+//! leaves only as an opaque [`StoredHash`], for the password check.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
-use crate::domain::Role;
+use crate::domain::{Role, User};
 
-/// A stored user. `password_hash` never leaves the server.
+/// A stored password hash (a PHC string, or a bcrypt hash awaiting its
+/// upgrade). Only the hashing pool reads it; its `Debug` shows nothing.
 #[derive(Clone)]
-pub struct UserRow {
-    pub id: String,
-    pub email: String,
-    pub username: String,
-    pub name: String,
-    pub role: Role,
-    pub password_hash: String,
-    pub disabled: bool,
-    pub password_changed_at: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
+pub struct StoredHash(String);
 
-impl std::fmt::Debug for UserRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRow")
-            .field("id", &self.id)
-            .field("username", &self.username)
-            .field("role", &self.role)
-            .field("disabled", &self.disabled)
-            .finish_non_exhaustive()
+impl StoredHash {
+    /// The PHC or bcrypt text, for the password check.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
-/// Reads a row selected with the `u.` user columns.
-pub fn from_row(row: &AnyRow) -> Result<UserRow, sqlx::Error> {
+impl std::fmt::Debug for StoredHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredHash(<redacted>)")
+    }
+}
+
+/// Reads a row selected with the `u.` user columns (`id`, `email`,
+/// `username`, `name`, `role`, `disabled`, `password_changed_at`,
+/// `created_at`, `updated_at`).
+pub(super) fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     let role: String = row.try_get("role")?;
-    Ok(UserRow {
+    Ok(User {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
         username: row.try_get("username")?,
@@ -42,7 +37,6 @@ pub fn from_row(row: &AnyRow) -> Result<UserRow, sqlx::Error> {
         role: role
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-        password_hash: row.try_get("password_hash")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         password_changed_at: row.try_get("password_changed_at")?,
         created_at: row.try_get("created_at")?,
@@ -62,7 +56,7 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
 }
 
-pub async fn insert(pool: &AnyPool, user: &NewUser<'_>, now: i64) -> Result<UserRow, sqlx::Error> {
+pub async fn insert(pool: &AnyPool, user: &NewUser<'_>, now: i64) -> Result<User, sqlx::Error> {
     let id = super::new_id();
     sqlx::query(
         "INSERT INTO users (id, email, email_key, username, username_key, name, role, password_hash, \
@@ -86,9 +80,9 @@ pub async fn insert(pool: &AnyPool, user: &NewUser<'_>, now: i64) -> Result<User
 pub async fn find_by_id<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: &str,
-) -> Result<Option<UserRow>, sqlx::Error> {
+) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
          u.password_changed_at, u.created_at, u.updated_at FROM users u WHERE u.id = $1",
     )
     .bind(id)
@@ -97,17 +91,41 @@ pub async fn find_by_id<'e>(
     row.as_ref().map(from_row).transpose()
 }
 
-/// By username or email, case-insensitively (`key` is already lower-cased).
-pub async fn find_by_login(pool: &AnyPool, key: &str) -> Result<Option<UserRow>, sqlx::Error> {
+/// By username or email, case-insensitively (`key` is already lower-cased),
+/// with the stored hash the login checks the password against.
+pub async fn find_by_login(
+    pool: &AnyPool,
+    key: &str,
+) -> Result<Option<(User, StoredHash)>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
-         u.password_changed_at, u.created_at, u.updated_at FROM users u \
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
+         u.password_changed_at, u.created_at, u.updated_at, u.password_hash FROM users u \
          WHERE u.username_key = $1 OR u.email_key = $1",
     )
     .bind(key)
     .fetch_optional(pool)
     .await?;
-    row.as_ref().map(from_row).transpose()
+    row.map(|r| Ok((from_row(&r)?, StoredHash(r.try_get("password_hash")?))))
+        .transpose()
+}
+
+/// The stored hash of one user, for a re-authentication.
+pub async fn password_hash(pool: &AnyPool, id: &str) -> Result<Option<StoredHash>, sqlx::Error> {
+    let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| r.try_get("password_hash").map(StoredHash))
+        .transpose()
+}
+
+/// Which unique key a failed insert or update collided with: `"email"`
+/// or `"username"`; `None` if `err` is not a unique-key violation.
+pub fn taken_by(err: &sqlx::Error) -> Option<&'static str> {
+    super::violated_unique(err, &["email_key", "username_key"]).map(|column| match column {
+        "email_key" => "email",
+        _ => "username",
+    })
 }
 
 /// Which unique key is taken: `"email"`, `"username"` or neither.
@@ -181,12 +199,12 @@ pub async fn set_password(
 pub async fn upgrade_hash(
     pool: &AnyPool,
     id: &str,
-    old: &str,
+    old: &StoredHash,
     new: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
         .bind(id)
-        .bind(old)
+        .bind(old.expose())
         .bind(new)
         .execute(pool)
         .await?;
@@ -215,9 +233,9 @@ pub async fn list(
     pattern: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<Vec<UserRow>, sqlx::Error> {
+) -> Result<Vec<User>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT u.id, u.email, u.username, u.name, u.role, u.password_hash, u.disabled, \
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
          u.password_changed_at, u.created_at, u.updated_at FROM users u \
          WHERE $1 IS NULL OR u.email_key LIKE $1 ESCAPE '\\' OR u.username_key LIKE $1 ESCAPE '\\' \
          OR LOWER(u.name) LIKE $1 ESCAPE '\\' \
@@ -301,4 +319,65 @@ pub async fn lock<'e>(ex: impl Executor<'e, Database = Any>, id: &str) -> Result
         .execute(ex)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::DatabaseSettings;
+    use crate::storage::Db;
+
+    async fn db(dir: &std::path::Path) -> Db {
+        let settings = DatabaseSettings {
+            url: None,
+            max_connections: 1,
+        };
+        let db = Db::connect(&settings, dir).await.unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+
+    fn new_user<'a>(email: &'a str, username: &'a str) -> NewUser<'a> {
+        NewUser {
+            email,
+            email_key: email,
+            username,
+            username_key: username,
+            name: "Someone",
+            role: Role::User,
+            password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_email_and_a_taken_username_are_told_apart_by_the_violated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path()).await;
+        let pool = db.pool();
+        insert(pool, &new_user("ada@example.org", "ada"), 1)
+            .await
+            .unwrap();
+        let err = insert(pool, &new_user("ada@example.org", "other"), 2)
+            .await
+            .unwrap_err();
+        assert_eq!(taken_by(&err), Some("email"));
+        let err = insert(pool, &new_user("other@example.org", "ada"), 3)
+            .await
+            .unwrap_err();
+        assert_eq!(taken_by(&err), Some("username"));
+        assert_eq!(taken_by(&sqlx::Error::RowNotFound), None);
+    }
+
+    #[tokio::test]
+    async fn a_user_read_back_carries_no_hash_and_its_stored_hash_does_not_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path()).await;
+        let user = insert(db.pool(), &new_user("ada@example.org", "ada"), 1)
+            .await
+            .unwrap();
+        assert!(!format!("{user:?}").contains("argon2"));
+        let (_, stored) = find_by_login(db.pool(), "ada").await.unwrap().unwrap();
+        assert!(stored.expose().starts_with("$argon2id$"));
+        assert_eq!(format!("{stored:?}"), "StoredHash(<redacted>)");
+    }
 }

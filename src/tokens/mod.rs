@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde::Serialize;
 
+use crate::auth::AuthState;
 use crate::auth::audit::{self, Event, RequestContext};
 use crate::auth::hashing::Verified;
 use crate::auth::refresh;
+use crate::domain::User;
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::storage::{self, refresh_tokens, sessions, sessions::EndReason, users, users::UserRow};
+use crate::storage::{self, refresh_tokens, sessions, sessions::EndReason, users};
 
 /// The RFC 6749 §5.1 token response. Its `Debug` hides the tokens.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -65,7 +66,7 @@ impl From<sqlx::Error> for GrantError {
 }
 
 /// Opens a session for `user` and returns its first tokens.
-pub async fn start_session(state: &AppState, user: &UserRow) -> Result<TokenResponse, ApiError> {
+pub async fn start_session(state: &AuthState, user: &User) -> Result<TokenResponse, ApiError> {
     let auth = &state.settings.auth;
     let now = storage::now_ms();
     let session_expires = now + storage::ms(auth.session_lifetime);
@@ -88,8 +89,8 @@ fn new_refresh_token() -> Result<String, ApiError> {
 }
 
 fn respond(
-    state: &AppState,
-    user: &UserRow,
+    state: &AuthState,
+    user: &User,
     session: &str,
     refresh_token: String,
 ) -> Result<TokenResponse, ApiError> {
@@ -109,7 +110,7 @@ fn respond(
 /// The resource-owner password grant (and `POST /auth/login`).
 #[tracing::instrument(skip_all)]
 pub async fn password_login(
-    state: &AppState,
+    state: &AuthState,
     ctx: &RequestContext,
     route: (&Method, &str),
     ip: Option<IpAddr>,
@@ -121,21 +122,26 @@ pub async fn password_login(
         .limiter
         .check_account(route.0, route.1, ip, &account)
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        .map_err(|e| {
+            // The store's own words stay in the log, under the request id.
+            tracing::error!(error = %e, "rate limiter unavailable");
+            ApiError::Unavailable("Rate limiting is unavailable; try again shortly".into())
+        })?;
     if let Some((_, refused)) = checks.iter().find(|(_, d)| !d.allowed) {
         return Err(GrantError::Throttled(refused.reset));
     }
     if let Err(wait) = state.throttle.check(&account, Instant::now()) {
         return Err(GrantError::Throttled(wait));
     }
-    let user = users::find_by_login(state.db.pool(), &account).await?;
+    let found = users::find_by_login(state.db.pool(), &account).await?;
     let verified = state
         .hasher
         .verify(
             password.to_owned(),
-            user.as_ref().map(|u| u.password_hash.clone()),
+            found.as_ref().map(|(_, hash)| hash.expose().to_owned()),
         )
         .await?;
+    let (user, stored) = found.unzip();
     let failure = match (&user, verified) {
         (None, _) => Some("unknown_user"),
         (Some(_), Verified::No) => Some("bad_password"),
@@ -163,7 +169,9 @@ pub async fn password_login(
             .hasher
             .hash(crate::domain::password::normalize(password))
             .await?;
-        users::upgrade_hash(state.db.pool(), &user.id, &user.password_hash, &new_hash).await?;
+        if let Some(stored) = &stored {
+            users::upgrade_hash(state.db.pool(), &user.id, stored, &new_hash).await?;
+        }
         tracing::info!("password hash upgraded to the current Argon2id parameters");
     }
     audit::record(&state.db, Event::LoginSuccess, ctx, Some(&user.id), None).await?;
@@ -173,7 +181,7 @@ pub async fn password_login(
 /// The refresh-token grant: rotate, or detect reuse.
 #[tracing::instrument(skip_all)]
 pub async fn refresh_grant(
-    state: &AppState,
+    state: &AuthState,
     ctx: &RequestContext,
     token: &str,
 ) -> Result<TokenResponse, GrantError> {
@@ -208,7 +216,7 @@ pub async fn refresh_grant(
 /// Used outside the grace interval means two parties hold the family: end
 /// it.
 async fn reuse_or_invalid(
-    state: &AppState,
+    state: &AuthState,
     ctx: &RequestContext,
     hash: &str,
     now: i64,
@@ -250,7 +258,7 @@ async fn reuse_or_invalid(
 
 /// Ends the session a refresh or access token belongs to (RFC 7009). Any
 /// other input is silently ignored, as the RFC requires.
-pub async fn revoke(state: &AppState, ctx: &RequestContext, token: &str) -> Result<(), ApiError> {
+pub async fn revoke(state: &AuthState, ctx: &RequestContext, token: &str) -> Result<(), ApiError> {
     let now = storage::now_ms();
     let session = if refresh::looks_valid(token) {
         refresh_tokens::lookup(state.db.pool(), &refresh::hash(token))

@@ -15,12 +15,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{GrantError, TokenResponse};
-use crate::auth::AuthUser;
 use crate::auth::audit::{self, Event, RequestContext};
+use crate::auth::{AuthState, AuthUser};
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::http::extract::ApiJson;
-use crate::state::AppState;
 use crate::storage::{self, sessions, sessions::EndReason};
 
 /// Longest username or password the login paths will look at.
@@ -166,7 +165,7 @@ fn client_ip(ip: Option<Extension<ClientIp>>) -> Option<std::net::IpAddr> {
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn token(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     ctx: RequestContext,
     ip: Option<Extension<ClientIp>>,
     headers: HeaderMap,
@@ -225,7 +224,7 @@ pub async fn token(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     ctx: RequestContext,
     ip: Option<Extension<ClientIp>>,
     ApiJson(body): ApiJson<LoginBody>,
@@ -265,7 +264,7 @@ pub async fn login(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     ctx: RequestContext,
     headers: HeaderMap,
     body: Bytes,
@@ -296,7 +295,7 @@ pub async fn revoke(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     ctx: RequestContext,
     caller: AuthUser,
 ) -> Result<StatusCode, ApiError> {

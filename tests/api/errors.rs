@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use palisade::http::extract::ApiJson;
 use serde::Deserialize;
 
-use crate::helpers::{TestApp, problem, spawn_app, spawn_stack};
+use crate::helpers::{TestServer, problem, spawn_app, spawn_stack};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +36,7 @@ fn test_routes() -> Router {
 
 /// POSTs `body` to `/echo` with `content_type`.
 async fn echo(
-    app: &TestApp,
+    app: &TestServer,
     content_type: &str,
     body: impl Into<reqwest::Body>,
 ) -> reqwest::Response {

@@ -7,13 +7,33 @@ use axum::Router;
 use palisade::settings::{Settings, Sources};
 use palisade::startup::Application;
 
-/// A running server.
-pub struct TestApp {
+/// A running server on a loopback port, with a client and typed HTTP
+/// helpers.
+pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    /// The application's state (database, settings), when it is the real app.
-    pub state: Option<palisade::AppState>,
     _dir: tempfile::TempDir,
+}
+
+/// The real application: a [`TestServer`] plus its state, for direct
+/// database checks.
+pub struct TestApp {
+    server: TestServer,
+    pub state: palisade::AppState,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl TestApp {
+    pub fn db(&self) -> &sqlx::AnyPool {
+        self.state.db.pool()
+    }
 }
 
 /// A password every test account can use.
@@ -26,17 +46,13 @@ pub struct Tokens {
     pub refresh_token: String,
 }
 
-impl TestApp {
+impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
-    }
-
-    pub fn db(&self) -> &sqlx::AnyPool {
-        self.state.as_ref().expect("the real app").db.pool()
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
@@ -100,7 +116,7 @@ impl TestApp {
         .await
     }
 
-    /// GET `url` (a full URL, see [`TestApp::url`]) with a bearer token.
+    /// GET `url` (a full URL, see [`TestServer::url`]) with a bearer token.
     pub async fn get_as(&self, url: &str, token: &str) -> reqwest::Response {
         self.client
             .get(url)
@@ -167,16 +183,18 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
     let state = app.state().clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
-        addr,
-        client: client(),
-        state: Some(state),
-        _dir: dir,
+        server: TestServer {
+            addr,
+            client: client(),
+            _dir: dir,
+        },
+        state,
     }
 }
 
 /// Any router wrapped in Palisade's stack (as an embedding app would do),
 /// served on a real socket.
-pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestApp {
+pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestServer {
     let (settings, dir) = settings(env);
     let app = palisade::http::stack::apply(router, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,10 +207,9 @@ pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestApp {
         .await
         .unwrap();
     });
-    TestApp {
+    TestServer {
         addr,
         client: client(),
-        state: None,
         _dir: dir,
     }
 }

@@ -12,6 +12,7 @@ mod errors;
 mod headers;
 mod helpers;
 mod jwt_attacks;
+mod layering;
 mod limits;
 mod login_limits;
 mod readme;

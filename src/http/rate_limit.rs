@@ -1,6 +1,7 @@
-//! The rate-limit middleware. It runs on the matched route before the
-//! handler, so a refused request costs no body read, no hashing and no
-//! database work. Account-keyed policies are left to the handler.
+//! The rate-limit middleware over the [`crate::ratelimit`] engine. It runs
+//! on the matched route before the handler, so a refused request costs no
+//! body read, no hashing and no database work. Account-keyed policies are
+//! left to the handler.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Decision, LimitKey, Policy, RateLimiter};
+use super::client_ip::ClientIp;
 use crate::error::ApiError;
-use crate::http::client_ip::ClientIp;
+use crate::ratelimit::{Decision, LimitKey, Policy, RateLimiter};
 
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -29,10 +30,7 @@ pub async fn layer(State(limiter): State<Arc<RateLimiter>>, req: Request, next: 
     }
     let ip = req.extensions().get::<ClientIp>().map(|c| c.key);
     let user = if policies.iter().any(|p| p.spec.key.user) {
-        limiter
-            .subject
-            .as_ref()
-            .and_then(|resolve| resolve(req.headers()))
+        limiter.subject_of(req.headers())
     } else {
         None
     };
@@ -51,7 +49,7 @@ pub async fn layer(State(limiter): State<Arc<RateLimiter>>, req: Request, next: 
             user,
             account: None,
         };
-        let decision = match limiter.store.check(policy, key).await {
+        let decision = match limiter.store().check(policy, key).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "rate limiter unavailable");
@@ -92,7 +90,7 @@ pub fn write_fields(headers: &mut HeaderMap, outcomes: &[(&Arc<Policy>, Decision
             policy.push_str(", ");
             state.push_str(", ");
         }
-        policy.push_str(&p.policy_item);
+        policy.push_str(p.policy_item());
         let t = d.reset.as_secs_f64().ceil() as u64;
         let _ = write!(state, "\"{}\";r={};t={}", p.name, d.remaining, t);
     }

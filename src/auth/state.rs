@@ -1,0 +1,37 @@
+//! The narrow states that authentication and the account features reach
+//! through axum's `FromRef`, so that none of them depends on the whole
+//! application state (which the assembly, `state::AppState`, owns and
+//! narrows into these).
+
+use std::sync::Arc;
+
+use super::hashing::Hasher;
+use super::jwt::AccessTokens;
+use super::throttle::LoginThrottle;
+use crate::domain::PasswordPolicy;
+use crate::ratelimit::RateLimiter;
+use crate::settings::Settings;
+use crate::storage::Db;
+
+/// What the bearer extractors need: the keys that verify an access token
+/// and the database that says whether its session is still open.
+#[derive(Debug, Clone)]
+pub struct Authn {
+    pub db: Db,
+    pub tokens: Arc<AccessTokens>,
+}
+
+/// What registration, login, token rotation and the caller's own account
+/// need: the database, the token keys, the hashing pool, the password
+/// rules, the failed-login back-off, the account-keyed rate limits and the
+/// settings.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub tokens: Arc<AccessTokens>,
+    pub hasher: Arc<Hasher>,
+    pub passwords: Arc<PasswordPolicy>,
+    pub throttle: Arc<LoginThrottle>,
+    pub limiter: Arc<RateLimiter>,
+}
