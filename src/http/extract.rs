@@ -2,6 +2,12 @@
 //! bodies (415 for another content type, 400 for malformed JSON, 422 with
 //! the field for a body of the wrong shape or with an unknown field) and
 //! query strings (422).
+//!
+//! Both refuse text that a database cannot store, so that bad input is the
+//! same 422 on SQLite and on PostgreSQL and never reaches a query: a NUL
+//! character (U+0000), which PostgreSQL's `text` refuses and SQLite would
+//! store. (Invalid UTF-8 and lone surrogates are already malformed JSON or
+//! an invalid query, refused before this check.)
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -60,8 +66,74 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses JSON, telling malformed input (400) from a wrong shape (422).
+/// The message for text no database can store.
+pub const NUL_MESSAGE: &str = "must not contain a NUL character (U+0000)";
+
+/// Whether a JSON text has a `\u0000` escape inside a string: the only way
+/// JSON can carry a NUL (a raw control character is malformed JSON). One
+/// pass, no allocation; escapes are consumed in order, so `\\u0000` (an
+/// escaped backslash, then the letters `u0000`) is not one.
+fn json_has_nul(bytes: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match (in_string, bytes[i]) {
+            (false, b'"') => in_string = true,
+            (true, b'"') => in_string = false,
+            (true, b'\\') => {
+                if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000") {
+                    return true;
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The path of the first string (or key) holding a NUL, e.g. `name` or
+/// `items[2].label`.
+fn nul_path(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(""))
+            } else {
+                nul_path(v, &join(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Parses JSON, telling malformed input (400) from a wrong shape (422) and
+/// refusing a NUL anywhere in it (422, naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if json_has_nul(bytes) {
+        // Rare: parse again only to name the field.
+        let field = serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|_| ApiError::BadRequest("The body is not valid JSON".into()))?;
+        let field = nul_path(&field, "").unwrap_or_default();
+        return Err(ApiError::Validation(vec![FieldError::new(
+            field,
+            NUL_MESSAGE,
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         if e.inner().is_data() {
@@ -84,6 +156,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((key, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            let field = if key.contains('\0') { "" } else { &key };
+            return Err(ApiError::Validation(vec![FieldError::new(
+                field,
+                NUL_MESSAGE,
+            )]));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
@@ -94,6 +175,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_escape_inside_a_string_is_found_and_named() {
+        assert!(json_has_nul(br#"{"name": "a\u0000b"}"#));
+        assert!(json_has_nul(br#"{"a\u0000": 1}"#));
+        assert!(
+            !json_has_nul(br#"{"name": "a\\u0000b"}"#),
+            "an escaped backslash"
+        );
+        assert!(
+            json_has_nul(br#"{"name": "\u00001"}"#),
+            "a NUL then a digit"
+        );
+        assert!(!json_has_nul(br#"{"name": "a\u0001b", "n": 0}"#));
+        let err =
+            parse_json::<serde_json::Value>(br#"{"items": [{"label": "x\u0000"}]}"#).unwrap_err();
+        let ApiError::Validation(errors) = err else {
+            panic!("not a 422: {err:?}");
+        };
+        assert_eq!(errors[0].field, "items[0].label");
+        assert_eq!(errors[0].message, NUL_MESSAGE);
+    }
 
     #[test]
     fn json_media_types_are_recognised() {

@@ -105,7 +105,9 @@ fn oauth_error(error: &'static str, description: &str) -> Response {
 }
 
 /// Parses a urlencoded form; a parameter given twice is an error (RFC
-/// 6749 §3.2).
+/// 6749 §3.2), and so is a NUL character anywhere (text no database can
+/// store is refused at the edge, as `ApiJson` does; here it is an OAuth
+/// `invalid_request`).
 fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, &'static str> {
     let form_type = headers
         .get(header::CONTENT_TYPE)
@@ -120,6 +122,9 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String
     }
     let mut out = HashMap::new();
     for (k, v) in form_urlencoded::parse(body) {
+        if k.contains('\0') || v.contains('\0') {
+            return Err("a parameter contains a NUL character (U+0000)");
+        }
         if out.insert(k.into_owned(), v.into_owned()).is_some() {
             return Err("a parameter was given more than once");
         }
@@ -332,6 +337,12 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_nul_character_in_a_form_is_refused() {
+        let err = parse_form(&form_headers(), b"grant_type=password&username=a%00b").unwrap_err();
+        assert!(err.contains("NUL"), "{err}");
     }
 
     #[test]

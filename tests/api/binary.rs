@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{POSTGRES, TEST_SECRET, TestDatabase};
+
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
 
 fn palisade(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Output {
@@ -313,14 +315,28 @@ mod reqwest {
     }
 }
 
-fn admin_cli(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+/// Runs an operator command on the data folder `dir`, or in the PostgreSQL
+/// run of the suite on the database `db`.
+fn admin_cli(
+    dir: &std::path::Path,
+    db: Option<&TestDatabase>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     use std::io::Write;
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .args(["--data-dir", "data"])
         .env_clear()
         .env("PALISADE_ARGON2_MEMORY_KIB", "64")
-        .env("PALISADE_ARGON2_ITERATIONS", "1")
+        .env("PALISADE_ARGON2_ITERATIONS", "1");
+    if let Some(db) = db {
+        command
+            .env("DATABASE_URL", db.url())
+            .env("PALISADE_JWT_SECRET", TEST_SECRET);
+    }
+    let mut child = command
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -346,10 +362,13 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 fn operators_create_super_admins_and_manage_users_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
+    let db = POSTGRES.then(TestDatabase::create);
+    let db = db.as_ref();
     let create = |username: &str, password: &str| {
         let email = format!("{username}@example.org");
         admin_cli(
             dir,
+            db,
             &[
                 "create-admin",
                 "--email",
@@ -379,6 +398,7 @@ fn operators_create_super_admins_and_manage_users_from_the_command_line() {
     );
     let no_tty = admin_cli(
         dir,
+        db,
         &[
             "create-admin",
             "--email",
@@ -391,11 +411,11 @@ fn operators_create_super_admins_and_manage_users_from_the_command_line() {
     assert!(String::from_utf8_lossy(&no_tty.stderr).contains("--password-stdin"));
 
     // The last super_admin stays.
-    let demote = admin_cli(dir, &["users", "set-role", "root", "admin"], None);
+    let demote = admin_cli(dir, db, &["users", "set-role", "root", "admin"], None);
     assert_eq!(demote.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&demote.stderr).contains("last super_admin"));
     assert_eq!(
-        admin_cli(dir, &["users", "disable", "root"], None)
+        admin_cli(dir, db, &["users", "disable", "root"], None)
             .status
             .code(),
         Some(2)
@@ -408,6 +428,7 @@ fn operators_create_super_admins_and_manage_users_from_the_command_line() {
     );
     let demoted = admin_cli(
         dir,
+        db,
         &["users", "set-role", "deputy@example.org", "admin"],
         None,
     );
@@ -417,32 +438,37 @@ fn operators_create_super_admins_and_manage_users_from_the_command_line() {
         String::from_utf8_lossy(&demoted.stderr)
     );
     assert_eq!(json_lines(&demoted)[0]["role"], "admin");
-    let regrant = admin_cli(dir, &["users", "set-role", "deputy", "super_admin"], None);
+    let regrant = admin_cli(
+        dir,
+        db,
+        &["users", "set-role", "deputy", "super_admin"],
+        None,
+    );
     assert_eq!(
         regrant.status.code(),
         Some(2),
         "super_admin only through create-admin"
     );
 
-    let disabled = admin_cli(dir, &["users", "disable", "deputy"], None);
+    let disabled = admin_cli(dir, db, &["users", "disable", "deputy"], None);
     assert_eq!(json_lines(&disabled)[0]["disabled"], true);
-    let enabled = admin_cli(dir, &["users", "disable", "deputy", "--enable"], None);
+    let enabled = admin_cli(dir, db, &["users", "disable", "deputy", "--enable"], None);
     assert_eq!(json_lines(&enabled)[0]["disabled"], false);
     assert_eq!(
-        admin_cli(dir, &["users", "disable", "nobody"], None)
+        admin_cli(dir, db, &["users", "disable", "nobody"], None)
             .status
             .code(),
         Some(2)
     );
 
-    let list = admin_cli(dir, &["users", "list"], None);
+    let list = admin_cli(dir, db, &["users", "list"], None);
     let names: Vec<String> = json_lines(&list)
         .iter()
         .map(|u| u["username"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["root", "deputy"]);
-    let found = admin_cli(dir, &["users", "list", "--search", "DEP"], None);
+    let found = admin_cli(dir, db, &["users", "list", "--search", "DEP"], None);
     assert_eq!(json_lines(&found).len(), 1);
-    let migrate = admin_cli(dir, &["migrate"], None);
+    let migrate = admin_cli(dir, db, &["migrate"], None);
     assert!(migrate.status.success());
 }

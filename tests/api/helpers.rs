@@ -7,12 +7,14 @@ use axum::Router;
 use palisade::settings::{Settings, Sources};
 use palisade::startup::Application;
 
+pub use crate::database::{POSTGRES, TEST_SECRET, TestDatabase};
+
 /// A running server on a loopback port, with a client and typed HTTP
 /// helpers.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _scratch: Scratch,
 }
 
 /// The real application: a [`TestServer`] plus its state, for direct
@@ -146,9 +148,16 @@ impl TestServer {
     }
 }
 
-/// Settings for a test: defaults, the given environment, port 0 and a
-/// fresh data folder.
-pub fn settings(env: &[(&str, &str)]) -> (Settings, tempfile::TempDir) {
+/// What a test's server owns and removes when it is dropped: its data
+/// folder and, in the PostgreSQL run, its database.
+pub struct Scratch {
+    _dir: tempfile::TempDir,
+    _db: Option<TestDatabase>,
+}
+
+/// Settings for a test: defaults, the given environment, port 0, a fresh
+/// data folder and, in the PostgreSQL run ([`POSTGRES`]), a fresh database.
+pub fn settings(env: &[(&str, &str)]) -> (Settings, Scratch) {
     let dir = tempfile::tempdir().unwrap();
     let mut vars: HashMap<String, String> = env
         .iter()
@@ -166,18 +175,24 @@ pub fn settings(env: &[(&str, &str)]) -> (Settings, tempfile::TempDir) {
     // Tests register and log in often; those about these limits set them.
     vars.entry("PALISADE_RATE_LIMIT_POLICIES".into())
         .or_insert_with(|| "register=1000/minute per ip; login=1000/minute per ip".into());
+    let db = (POSTGRES && !vars.contains_key("DATABASE_URL")).then(TestDatabase::create);
+    if let Some(db) = &db {
+        vars.insert("DATABASE_URL".into(), db.url());
+        vars.entry("PALISADE_JWT_SECRET".into())
+            .or_insert_with(|| TEST_SECRET.into());
+    }
     let sources = Sources {
         env: vars,
         data_dir: Some(dir.path().to_string_lossy().into_owned()),
         ..Sources::default()
     };
     let settings = Settings::load(&sources).unwrap_or_else(|e| panic!("settings: {e:?}"));
-    (settings, dir)
+    (settings, Scratch { _dir: dir, _db: db })
 }
 
 /// The real application.
 pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
-    let (settings, dir) = settings(env);
+    let (settings, scratch) = settings(env);
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr().unwrap();
     let state = app.state().clone();
@@ -186,7 +201,7 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
         server: TestServer {
             addr,
             client: client(),
-            _dir: dir,
+            _scratch: scratch,
         },
         state,
     }
@@ -195,7 +210,7 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
 /// Any router wrapped in Palisade's stack (as an embedding app would do),
 /// served on a real socket.
 pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestServer {
-    let (settings, dir) = settings(env);
+    let (settings, scratch) = settings(env);
     let app = palisade::http::stack::apply(router, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -210,7 +225,7 @@ pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestServer {
     TestServer {
         addr,
         client: client(),
-        _dir: dir,
+        _scratch: scratch,
     }
 }
 
