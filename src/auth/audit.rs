@@ -119,5 +119,5 @@ pub async fn record_by(
     let e = self::event(event, ctx, actor_id, user_id, detail);
     storage::events::insert(db.pool(), &e, storage::now_ms())
         .await
-        .map_err(|err| ApiError::Internal(err.into()))
+        .map_err(ApiError::from)
 }

@@ -128,16 +128,42 @@ pub fn violated_unique<'c>(err: &sqlx::Error, columns: &[&'c str]) -> Option<&'c
     columns.iter().copied().find(|c| text.contains(c))
 }
 
+/// Whether an error means the database cannot be reached or cannot serve
+/// now (as opposed to a bug): no pool connection in time, a broken or
+/// refused connection, a server shutting down or out of connections, a
+/// statement timeout.
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    use sqlx::Error;
+    match err {
+        Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::WorkerCrashed => true,
+        Error::Database(db) => db.code().is_some_and(|code| {
+            // SQLSTATE class 08 (connection exception), 53 (insufficient
+            // resources), 57P01-57P03 (shutting down, cannot connect now),
+            // 57014 (statement timeout).
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "57014")
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
-    /// A database that cannot be reached is a 503 (nothing was changed);
-    /// anything else is an internal error, logged with its cause.
+    /// A database that cannot be reached or cannot serve now is a 503
+    /// (the change, if any, was not acknowledged); anything else is an
+    /// internal error, logged with its cause. Neither tells the client
+    /// more than that.
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(error = %err, "database unavailable");
-                Self::Unavailable("The database is unavailable; try again shortly".into())
-            }
-            other => Self::Internal(other.into()),
+        if is_unavailable(&err) {
+            tracing::error!(error = %err, "database unavailable");
+            Self::Unavailable("The database is unavailable; try again shortly".into())
+        } else {
+            Self::Internal(err.into())
         }
     }
 }

@@ -71,6 +71,25 @@ impl TestDatabase {
     pub fn url(&self) -> String {
         format!("{}/{}", server_url(), self.name)
     }
+
+    /// The `DATABASE_URL` of this database reached through `addr` (a
+    /// [`crate::proxy::Proxy`] in front of the server).
+    pub fn url_through(&self, addr: std::net::SocketAddr) -> String {
+        let base = server_url();
+        let user = base
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .map_or("postgres", |(user, _)| user);
+        format!("postgres://{user}@{addr}/{}", self.name)
+    }
+}
+
+/// The address of the PostgreSQL server the suite uses.
+pub fn server_addr() -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let base = server_url();
+    let host = base.rsplit_once('@').map_or(base.as_str(), |(_, h)| h);
+    host.to_socket_addrs().unwrap().next().unwrap()
 }
 
 impl Drop for TestDatabase {
