@@ -17,6 +17,7 @@ mod jwt_attacks;
 mod layering;
 mod limits;
 mod login_limits;
+mod postgres_tls;
 mod proxy;
 mod readme;
 mod sql_hygiene;
