@@ -14,6 +14,5 @@ mod helpers;
 mod jwt_attacks;
 mod limits;
 mod login_limits;
-mod readme;
 mod sql_hygiene;
 mod tokens;
