@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod binary;
+mod config_docs;
 mod cors;
 mod docs;
 mod errors;
