@@ -1,0 +1,207 @@
+//! `[auth]`: the signing secret and the token lifetimes, registration,
+//! password hashing and the failed-login back-off.
+
+use std::time::Duration;
+
+use super::reader::Reader;
+use super::secret::SigningSecret;
+use super::setting::Setting;
+use crate::domain::Role;
+
+/// `[auth]`.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `None` means "generate one into the data folder on first start".
+    pub jwt_secret: Option<SigningSecret>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_lifetime: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub leeway: Duration,
+    pub self_registration_roles: Vec<Role>,
+    pub password_composition_rules: bool,
+    pub argon2: Argon2Settings,
+    /// Hashes computed at once.
+    pub hash_concurrency: usize,
+    /// Hashes allowed to wait.
+    pub hash_queue: usize,
+    pub failed_login_free: u32,
+    pub failed_login_max_delay: Duration,
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl AuthSettings {
+    pub(super) fn read(r: &mut Reader) -> Option<Self> {
+        let jwt_secret = r.secret(
+            Setting::unset("auth.jwt_secret", "PALISADE_JWT_SECRET")
+                .note("generated once into the data folder")
+                .help("HS256 signing secret: at least 32 bytes, at least 8 distinct characters, no placeholder words."),
+            Setting::unset("auth.jwt_secret_file", "PALISADE_JWT_SECRET_FILE")
+                .help("Read the signing secret from this file."),
+        );
+        let jwt_secret = jwt_secret.and_then(|text| {
+            r.check(
+                "auth.jwt_secret (PALISADE_JWT_SECRET)",
+                SigningSecret::parse(&text),
+            )
+        });
+        let not_empty = |text: &str| match text.trim() {
+            "" => Err("must not be empty"),
+            text => Ok(text.to_owned()),
+        };
+        let issuer = r.parse(
+            Setting::new("auth.issuer", "PALISADE_JWT_ISSUER", "palisade")
+                .help("The `iss` of access tokens, checked on every request."),
+            not_empty,
+        )?;
+        let audience = r.parse(
+            Setting::new("auth.audience", "PALISADE_JWT_AUDIENCE", "palisade")
+                .help("The `aud` of access tokens, checked on every request."),
+            not_empty,
+        )?;
+        let before = r.problem_count();
+        let access_token_ttl = r.duration(
+            Setting::new("auth.access_token_ttl", "PALISADE_ACCESS_TOKEN_TTL", "15m")
+                .help("Lifetime of an access token (`expires_in`). Must be shorter than the refresh-token lifetime."),
+        )?;
+        let refresh_token_ttl = r.duration(
+            Setting::new("auth.refresh_token_ttl", "PALISADE_REFRESH_TOKEN_TTL", "7d")
+                .help("Lifetime of a refresh token; each use rotates it. Must not be longer than the session lifetime."),
+        )?;
+        let session_lifetime = r.duration(
+            Setting::new("auth.session_lifetime", "PALISADE_SESSION_LIFETIME", "30d")
+                .help("Absolute lifetime of a login session, however often it is refreshed."),
+        )?;
+        // Compare the lifetimes only when all three were given correctly.
+        if r.problem_count() == before {
+            if access_token_ttl >= refresh_token_ttl {
+                r.problem(
+                    "auth.access_token_ttl",
+                    "must be shorter than auth.refresh_token_ttl",
+                );
+            }
+            if refresh_token_ttl > session_lifetime {
+                r.problem(
+                    "auth.refresh_token_ttl",
+                    "must not be longer than auth.session_lifetime",
+                );
+            }
+        }
+        Some(Self {
+            jwt_secret,
+            issuer,
+            audience,
+            access_token_ttl,
+            refresh_token_ttl,
+            session_lifetime,
+            refresh_reuse_grace: r.parse(
+                Setting::new("auth.refresh_reuse_grace", "PALISADE_REFRESH_REUSE_GRACE", "0s")
+                    .help("How long after its rotation a refresh token may be presented again without ending its session (for clients that race two refreshes). The replay is refused either way. `0s`: any replay ends the session."),
+                any_duration,
+            )?,
+            leeway: r.parse(
+                Setting::new("auth.leeway", "PALISADE_JWT_LEEWAY", "30s")
+                    .help("Clock-skew allowance for `exp` and `nbf` (whole seconds; may be `0s`)."),
+                any_duration,
+            )?,
+            self_registration_roles: self_registration_roles(r),
+            password_composition_rules: r.flag(
+                Setting::new("auth.password_composition_rules", "PALISADE_PASSWORD_COMPOSITION_RULES", "false")
+                    .help("Also require an upper-case letter, a lower-case letter, a digit and one of `!@#$%^&*`. Discouraged by NIST SP 800-63B; `check-config` warns when on."),
+            )?,
+            argon2: Argon2Settings::read(r)?,
+            hash_concurrency: r
+                .int(
+                    Setting::new("auth.hash_concurrency", "PALISADE_HASH_CONCURRENCY", "0")
+                        .range(0, 1024)
+                        .note("one per CPU core")
+                        .help("Password hashes computed at once."),
+                )
+                .map(|n| match n {
+                    0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                    n => n,
+                })?,
+            hash_queue: r.int(
+                Setting::new("auth.hash_queue", "PALISADE_HASH_QUEUE", "64")
+                    .range(0, 100_000)
+                    .help("Hashes allowed to wait for a worker; past it the answer is 503 at once."),
+            )?,
+            failed_login_free: r.int(
+                Setting::new("auth.failed_login_free", "PALISADE_FAILED_LOGIN_FREE", "5")
+                    .range(1, 100)
+                    .help("Consecutive failed logins per account name before the back-off starts."),
+            )?,
+            failed_login_max_delay: r.duration(
+                Setting::new("auth.failed_login_max_delay", "PALISADE_FAILED_LOGIN_MAX_DELAY", "15m")
+                    .help("Longest back-off after repeated failed logins (never a permanent lockout)."),
+            )?,
+        })
+    }
+}
+
+fn self_registration_roles(r: &mut Reader) -> Vec<Role> {
+    let roles = r.list(
+        Setting::new("auth.self_registration_roles", "PALISADE_SELF_REGISTRATION_ROLES", "user,editor")
+            .help("Roles a client may ask for at registration; only `user` and `editor` are allowed here, at least one."),
+        |name| match name.parse::<Role>()? {
+            role if role <= Role::Editor => Ok(role),
+            role => Err(format!("{role} can never be self-assigned")),
+        },
+    );
+    if roles.is_empty() {
+        r.problem(
+            "auth.self_registration_roles",
+            "name at least one of user, editor",
+        );
+    }
+    roles
+}
+
+impl Argon2Settings {
+    fn read(r: &mut Reader) -> Option<Self> {
+        let settings = Self {
+            memory_kib: r.int(
+                Setting::new(
+                    "auth.argon2_memory_kib",
+                    "PALISADE_ARGON2_MEMORY_KIB",
+                    "19456",
+                )
+                .range(8, 4 * 1024 * 1024)
+                .help("Argon2id memory cost in KiB (OWASP: 19456)."),
+            )?,
+            iterations: r.int(
+                Setting::new("auth.argon2_iterations", "PALISADE_ARGON2_ITERATIONS", "2")
+                    .range(1, 100)
+                    .help("Argon2id time cost (OWASP: 2)."),
+            )?,
+            parallelism: r.int(
+                Setting::new(
+                    "auth.argon2_parallelism",
+                    "PALISADE_ARGON2_PARALLELISM",
+                    "1",
+                )
+                .range(1, 64)
+                .help("Argon2id lanes (OWASP: 1)."),
+            )?,
+        };
+        if settings.memory_kib < 8 * settings.parallelism {
+            let why = "Argon2 needs at least 8 KiB per lane (auth.argon2_parallelism)";
+            r.problem("auth.argon2_memory_kib", why);
+        }
+        Some(settings)
+    }
+}
+
+/// A duration that may be zero.
+fn any_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}

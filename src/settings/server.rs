@@ -1,0 +1,137 @@
+//! `[server]`: where the server listens, its timeouts and body limit, and
+//! which proxies it believes about the client address; `[log]`: how it logs.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::reader::Reader;
+use super::setting::Setting;
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub body_limit: usize,
+    pub trusted_proxies: Vec<IpNet>,
+    pub forwarded_header: ForwardedHeader,
+    pub ipv6_prefix: u8,
+    pub docs: bool,
+}
+
+/// The header trusted proxies put the client chain in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx, HAProxy, most load balancers).
+    XForwardedFor,
+    /// `Forwarded: for=` (RFC 7239).
+    Forwarded,
+}
+
+impl ServerSettings {
+    pub(super) fn read(r: &mut Reader) -> Option<Self> {
+        Some(Self {
+            bind: r.parse(
+                Setting::new("server.bind", "PALISADE_BIND", "127.0.0.1:8000")
+                    .help("Listen address, `HOST:PORT` (`--bind`)."),
+                |text| text.parse().map_err(|e| format!("{e} (write HOST:PORT)")),
+            )?,
+            data_dir: r.parse(
+                Setting::new("server.data_dir", "PALISADE_DATA_DIR", "data")
+                    .help("Data folder, relative to the working directory unless absolute (`--data-dir`). Holds the embedded database and the generated signing secret."),
+                |text| match text.trim() {
+                    "" => Err("must not be empty"),
+                    _ => Ok(PathBuf::from(text)),
+                },
+            )?,
+            request_timeout: r.duration(
+                Setting::new("server.request_timeout", "PALISADE_REQUEST_TIMEOUT", "30s")
+                    .help("Longest time a request may take; past it the answer is 503 with `Retry-After: 1`."),
+            )?,
+            shutdown_timeout: r.duration(
+                Setting::new("server.shutdown_timeout", "PALISADE_SHUTDOWN_TIMEOUT", "10s")
+                    .help("How long a graceful shutdown waits for in-flight requests."),
+            )?,
+            body_limit: r.int(
+                Setting::new("server.body_limit", "PALISADE_BODY_LIMIT", "1048576")
+                    .range(1, 1 << 30)
+                    .help("Largest request body in bytes; above it the answer is 413."),
+            )?,
+            trusted_proxies: r.list(
+                Setting::new("server.trusted_proxies", "PALISADE_TRUSTED_PROXIES", "")
+                    .help("Comma-separated networks (CIDR) or addresses whose forwarding header is believed."),
+                parse_net,
+            ),
+            forwarded_header: r.parse(
+                Setting::new("server.forwarded_header", "PALISADE_FORWARDED_HEADER", "x-forwarded-for")
+                    .help("Which header the trusted proxies write the client chain into: `x-forwarded-for` or `forwarded` (RFC 7239). Only that header is read; the other is ignored."),
+                |text| match text.to_ascii_lowercase().as_str() {
+                    "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+                    "forwarded" => Ok(ForwardedHeader::Forwarded),
+                    other => Err(format!("{other:?}: use x-forwarded-for or forwarded")),
+                },
+            )?,
+            ipv6_prefix: r.int(
+                Setting::new("server.ipv6_prefix", "PALISADE_IPV6_PREFIX", "56")
+                    .range(16, 128)
+                    .help("IPv6 clients are rate limited by this prefix length."),
+            )?,
+            docs: r.flag(
+                Setting::new("server.docs", "PALISADE_DOCS", "true")
+                    .help("Serve `/openapi.json` and Swagger UI at `/docs`."),
+            )?,
+        })
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl LogSettings {
+    pub(super) fn read(r: &mut Reader) -> Option<Self> {
+        Some(Self {
+            format: r.parse(
+                Setting::new("log.format", "PALISADE_LOG_FORMAT", "human")
+                    .help("`human` or `json`."),
+                |text| match text.to_ascii_lowercase().as_str() {
+                    "human" | "text" | "pretty" => Ok(LogFormat::Human),
+                    "json" => Ok(LogFormat::Json),
+                    other => Err(format!("{other:?}: use `human` or `json`")),
+                },
+            )?,
+            level: r.parse(
+                Setting::new("log.level", "PALISADE_LOG_LEVEL", "info")
+                    .help("A tracing filter, e.g. `info` or `palisade=debug,tower_http=info`."),
+                |text| {
+                    let filter = tracing_subscriber::EnvFilter::builder().parse(text);
+                    filter.map(|_| text.to_owned())
+                },
+            )?,
+        })
+    }
+}
+
+/// A CIDR network, or a bare address meaning just that host.
+fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{text:?} is not an address or a CIDR network"))
+}
