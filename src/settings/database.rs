@@ -1,4 +1,7 @@
-//! `[database]`: which database, and the size of its connection pool.
+//! `[database]`: which database, the size of its connection pool, and the
+//! timeouts that make a lost or stuck database a quick 503, never a hang.
+
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -11,6 +14,8 @@ pub struct DatabaseSettings {
     /// `None` means the embedded SQLite file in the data folder.
     pub url: Option<SecretString>,
     pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
 }
 
 impl DatabaseSettings {
@@ -18,7 +23,7 @@ impl DatabaseSettings {
         let url = r.secret(
             Setting::unset("database.url", "DATABASE_URL")
                 .note("SQLite file `palisade.db` in the data folder")
-                .help("Database URL: `sqlite:`, `postgres:` or `postgresql:` (PostgreSQL connections are not encrypted; see [docs/operations.md](operations.md)). A non-SQLite URL (a database several instances share) makes a configured signing secret mandatory."),
+                .help("Database URL: `sqlite:`, `postgres:` or `postgresql:` (TLS with `?sslmode=verify-full&sslrootcert=FILE`; see [operations.md](operations.md)). A non-SQLite URL (a database several instances share) makes a configured signing secret mandatory."),
             Setting::unset("database.url_file", "DATABASE_URL_FILE")
                 .help("Read `DATABASE_URL` from this file."),
         );
@@ -40,6 +45,14 @@ impl DatabaseSettings {
                 )
                 .range(1, 1000)
                 .help("Size of the connection pool."),
+            )?,
+            acquire_timeout: r.duration(
+                Setting::new("database.acquire_timeout", "PALISADE_DATABASE_ACQUIRE_TIMEOUT", "5s")
+                    .help("Longest a request waits for a pooled connection (or for a new one to be opened); past it the answer is 503."),
+            )?,
+            statement_timeout: r.duration(
+                Setting::new("database.statement_timeout", "PALISADE_DATABASE_STATEMENT_TIMEOUT", "10s")
+                    .help("PostgreSQL: longest one statement may run (the server's `statement_timeout`); past it the answer is 503. SQLite ignores it."),
             )?,
         })
     }

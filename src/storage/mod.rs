@@ -48,11 +48,21 @@ impl Db {
             }
         };
         let postgres = url.starts_with("postgres");
+        let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(|conn, _| {
+            .acquire_timeout(settings.acquire_timeout)
+            .after_connect(move |conn, _| {
+                let statement_timeout = statement_timeout.clone();
                 Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+                        // A stuck statement ends as an error (SQLSTATE
+                        // 57014, a 503) instead of holding the request.
+                        sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                            .bind(statement_timeout)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                         // WAL lets readers run beside the writer; the busy
                         // timeout makes writers queue instead of failing.
