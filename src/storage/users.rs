@@ -331,6 +331,8 @@ mod tests {
         let settings = DatabaseSettings {
             url: None,
             max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(5),
         };
         let db = Db::connect(&settings, dir).await.unwrap();
         db.migrate().await.unwrap();
