@@ -16,6 +16,8 @@ use crate::auth::jwt::AccessTokens;
 use crate::auth::throttle::LoginThrottle;
 use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
+use crate::ratelimit::failover::{FailoverStore, fallback_for};
+use crate::ratelimit::redis::RedisStore;
 use crate::routes;
 use crate::settings::{Settings, SigningSecret, secret};
 use crate::state::AppState;
@@ -48,6 +50,10 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         let token = bearer(headers).ok().flatten()?;
         verifier.verify(token).ok().map(|claims| claims.sub)
     }));
+    let (limiter, shared_limits) = match shared_limits(&settings, &secret)? {
+        Some(store) => (limiter.with_store(Arc::new(store.clone())), Some(store)),
+        None => (limiter, None),
+    };
     let auth = &settings.auth;
     let hasher = Hasher::new(auth.argon2, auth.hash_concurrency, auth.hash_queue)?;
     let throttle = LoginThrottle::new(
@@ -59,6 +65,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         passwords: Arc::new(PasswordPolicy::new(auth.password_composition_rules)),
         settings: Arc::new(settings),
         limiter: Arc::new(limiter),
+        shared_limits,
         db,
         tokens,
         hasher: Arc::new(hasher),
@@ -136,6 +143,37 @@ impl Application {
         sweeper.abort();
         result
     }
+}
+
+/// With `REDIS_URL`: the Redis store every instance counts in, behind a
+/// failover to this process's memory (its probe runs on the current
+/// runtime). Opening does no I/O, so an instance starts, degraded, while
+/// Redis is down. Key digests are keyed with a subkey of the signing secret
+/// that every instance shares (settings require a configured one), so
+/// Redis never holds an address, user id or account name, nor a digest
+/// anyone without the secret could reverse.
+fn shared_limits(
+    settings: &Settings,
+    secret: &SigningSecret,
+) -> anyhow::Result<Option<FailoverStore>> {
+    use hmac::{Hmac, Mac};
+    use secrecy::ExposeSecret;
+    let Some(url) = &settings.redis.url else {
+        return Ok(None);
+    };
+    let mut subkey = Hmac::<sha2::Sha256>::new_from_slice(secret.expose())
+        .context("the signing secret cannot key an HMAC")?;
+    subkey.update(b"palisade rate-limit key digests v1");
+    let redis = RedisStore::open(url.expose_secret())
+        .context("REDIS_URL")?
+        .with_key_secret(&subkey.finalize().into_bytes());
+    let (store, probe) = FailoverStore::new(
+        redis,
+        fallback_for(&settings.rate_limit),
+        settings.redis.timeout,
+    );
+    tokio::spawn(probe.run());
+    Ok(Some(store))
 }
 
 /// The configured signing secret, or for the embedded database one that is

@@ -12,6 +12,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthState, Authn};
 use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
+use crate::ratelimit::failover::FailoverStore;
 use crate::settings::Settings;
 use crate::storage::Db;
 
@@ -20,6 +21,9 @@ use crate::storage::Db;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub limiter: Arc<RateLimiter>,
+    /// The shared (Redis) limit store, when `REDIS_URL` is set: for its
+    /// state in `/health/ready`.
+    pub shared_limits: Option<FailoverStore>,
     pub db: Db,
     pub tokens: Arc<AccessTokens>,
     pub hasher: Arc<Hasher>,

@@ -3,6 +3,11 @@
 //!
 //! - [`Spec`]: the `N/period per key` language (in `settings`, which parses it).
 //! - [`memory`]: the embedded, bounded in-process store.
+//! - [`redis`]: the shared store, for many instances: GCRA in one Lua
+//!   script per decision on Redis's clock, one key per decision.
+//! - [`failover`]: Redis in front of memory, each call under a short
+//!   timeout, falling back and coming back by itself (never fail open,
+//!   never fail closed).
 //!
 //! The middleware that applies IP- and user-keyed policies and writes the
 //! `RateLimit-Policy` / `RateLimit` / `Retry-After` fields is HTTP plumbing:
@@ -14,7 +19,11 @@
 //! hashing or database work.
 
 pub(crate) mod bounded;
+pub mod failover;
 pub mod memory;
+pub mod redis;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

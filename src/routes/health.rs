@@ -21,15 +21,43 @@ pub async fn live() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// 200 when the dependencies answer, else 503.
+/// The readiness answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ok`, or `degraded` while a configured Redis is down: rate limits
+    /// and the back-off are then counted in this process alone.
+    pub status: &'static str,
+    pub checks: Checks,
+}
+
+/// Each dependency's state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    /// `ok` (a 503 answers a database that is down).
+    pub database: &'static str,
+    /// `ok`, `down`, or `off` when no Redis is configured.
+    pub redis: &'static str,
+}
+
+/// 200 when the database answers (`degraded` if Redis does not), else 503.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
-        (status = 200, description = "Ready to serve", body = Health),
-        (status = 503, description = "A dependency does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Ready to serve, perhaps degraded", body = Readiness),
+        (status = 503, description = "The database does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>> {
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>> {
+    let redis = state
+        .shared_limits
+        .as_ref()
+        .map_or("off", |store| store.state().as_str());
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await {
-        Ok(Ok(())) => Ok(Json(Health { status: "ok" })),
+        Ok(Ok(())) => Ok(Json(Readiness {
+            status: if redis == "down" { "degraded" } else { "ok" },
+            checks: Checks {
+                database: "ok",
+                redis,
+            },
+        })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: the database does not answer");
             Err(ApiError::Unavailable("The database does not answer".into()))

@@ -16,6 +16,7 @@ mod database;
 mod headers;
 mod rate_limit;
 mod reader;
+mod redis;
 mod render;
 pub mod secret;
 mod server;
@@ -31,6 +32,7 @@ pub use cors::{AllowedOrigins, CorsSettings};
 pub use database::DatabaseSettings;
 pub use headers::HeaderSettings;
 pub use rate_limit::RateLimitSettings;
+pub use redis::RedisSettings;
 pub use secret::SigningSecret;
 pub use server::{ForwardedHeader, LogFormat, LogSettings, ServerSettings};
 pub use sources::Sources;
@@ -49,6 +51,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub headers: HeaderSettings,
     pub rate_limit: RateLimitSettings,
+    pub redis: RedisSettings,
     effective: Effective,
 }
 
@@ -95,6 +98,13 @@ impl Settings {
         let cors = CorsSettings::read(r);
         let headers = HeaderSettings::read(r);
         let rate_limit = RateLimitSettings::read(r);
+        let redis = RedisSettings::read(r);
+        if let (Some(redis), Some(auth)) = (&redis, &auth)
+            && redis.url.is_some()
+            && auth.jwt_secret.is_none()
+        {
+            r.problem("auth.jwt_secret", "PALISADE_JWT_SECRET (or PALISADE_JWT_SECRET_FILE) is required with Redis, so every instance derives the same rate-limit key digests");
+        }
         Some(Self {
             server: server?,
             log: log?,
@@ -103,6 +113,7 @@ impl Settings {
             cors: cors?,
             headers: headers?,
             rate_limit: rate_limit?,
+            redis: redis?,
             effective: Effective::default(),
         })
     }

@@ -15,6 +15,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     _scratch: Scratch,
+    /// What a cluster's instances share, owned by the first one.
+    _shared: Option<Scratch>,
 }
 
 /// The real application: a [`TestServer`] plus its state, for direct
@@ -202,9 +204,41 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
             addr,
             client: client(),
             _scratch: scratch,
+            _shared: None,
         },
         state,
     }
+}
+
+/// `n` instances of the real application on one database (a fresh
+/// PostgreSQL database in the PostgreSQL run, one SQLite file otherwise)
+/// with one configured signing secret, as a scaled-out deployment runs.
+/// `env` is given to every instance (e.g. `REDIS_URL`).
+pub async fn spawn_cluster(n: usize, env: &[(&str, &str)]) -> Vec<TestApp> {
+    let shared = tempfile::tempdir().unwrap();
+    let db = POSTGRES.then(TestDatabase::create);
+    let url = match &db {
+        Some(db) => db.url(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            shared.path().join("shared.db").display()
+        ),
+    };
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.push(("DATABASE_URL", &url));
+    env.push(("PALISADE_JWT_SECRET", TEST_SECRET));
+    let mut apps = Vec::new();
+    for _ in 0..n {
+        apps.push(spawn_app(&env).await);
+    }
+    // The first instance owns the shared database and folder.
+    if let Some(first) = apps.first_mut() {
+        first.server._shared = Some(Scratch {
+            _dir: shared,
+            _db: db,
+        });
+    }
+    apps
 }
 
 /// Any router wrapped in Palisade's stack (as an embedding app would do),
@@ -226,6 +260,7 @@ pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestServer {
         addr,
         client: client(),
         _scratch: scratch,
+        _shared: None,
     }
 }
 

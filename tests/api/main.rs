@@ -20,6 +20,11 @@ mod limits;
 mod login_limits;
 mod postgres_tls;
 mod proxy;
+// The private redis-server of the limiter's own tests, shared here.
+#[allow(dead_code)]
+#[path = "../../src/ratelimit/tests/server.rs"]
+mod redis_server;
+mod scale_out;
 mod sql_hygiene;
 mod text;
 mod tokens;

@@ -46,9 +46,12 @@ fn properties(doc: &Value, schema: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// A stored user, every column a request could change.
+type UserColumns = (String, String, String, String, String, i64, String, i64);
+
 /// The state a refused request must leave as it was.
 async fn snapshot(app: &TestApp) -> Vec<String> {
-    let users: Vec<(String, String, String, String, String, i64, String, i64)> = sqlx::query_as(
+    let users: Vec<UserColumns> = sqlx::query_as(
         "SELECT id, email, username, name, role, disabled, password_hash, updated_at \
          FROM users ORDER BY id",
     )
