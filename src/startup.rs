@@ -10,6 +10,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::auth::backoff::Backoff;
 use crate::auth::extractor::bearer;
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
@@ -50,17 +51,28 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         let token = bearer(headers).ok().flatten()?;
         verifier.verify(token).ok().map(|claims| claims.sub)
     }));
-    let (limiter, shared_limits) = match shared_limits(&settings, &secret)? {
-        Some(store) => (limiter.with_store(Arc::new(store.clone())), Some(store)),
-        None => (limiter, None),
-    };
     let auth = &settings.auth;
     let hasher = Hasher::new(auth.argon2, auth.hash_concurrency, auth.hash_queue)?;
-    let throttle = LoginThrottle::new(
+    let local_backoff = LoginThrottle::new(
         auth.failed_login_free,
         auth.failed_login_max_delay,
         settings.rate_limit.max_keys,
     );
+    let (limiter, shared_limits, throttle) = match shared_limits(&settings, &secret)? {
+        Some((store, redis)) => {
+            let backoff = Backoff::shared(
+                local_backoff,
+                redis,
+                store.clone(),
+                settings.redis.timeout,
+                auth.failed_login_free,
+                auth.failed_login_max_delay,
+            );
+            let limiter = limiter.with_store(Arc::new(store.clone()));
+            (limiter, Some(store), backoff)
+        }
+        None => (limiter, None, Backoff::local(local_backoff)),
+    };
     Ok(AppState {
         passwords: Arc::new(PasswordPolicy::new(auth.password_composition_rules)),
         settings: Arc::new(settings),
@@ -147,7 +159,7 @@ impl Application {
 
 /// With `REDIS_URL`: the Redis store every instance counts in, behind a
 /// failover to this process's memory (its probe runs on the current
-/// runtime). Opening does no I/O, so an instance starts, degraded, while
+/// runtime), and the Redis handle the shared back-off uses. Opening does no I/O, so an instance starts, degraded, while
 /// Redis is down. Key digests are keyed with a subkey of the signing secret
 /// that every instance shares (settings require a configured one), so
 /// Redis never holds an address, user id or account name, nor a digest
@@ -155,7 +167,7 @@ impl Application {
 fn shared_limits(
     settings: &Settings,
     secret: &SigningSecret,
-) -> anyhow::Result<Option<FailoverStore>> {
+) -> anyhow::Result<Option<(FailoverStore, RedisStore)>> {
     use hmac::{Hmac, Mac};
     use secrecy::ExposeSecret;
     let Some(url) = &settings.redis.url else {
@@ -168,12 +180,12 @@ fn shared_limits(
         .context("REDIS_URL")?
         .with_key_secret(&subkey.finalize().into_bytes());
     let (store, probe) = FailoverStore::new(
-        redis,
+        redis.clone(),
         fallback_for(&settings.rate_limit),
         settings.redis.timeout,
     );
     tokio::spawn(probe.run());
-    Ok(Some(store))
+    Ok(Some((store, redis)))
 }
 
 /// The configured signing secret, or for the embedded database one that is

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 
+use crate::auth::backoff::Backoff;
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
-use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthState, Authn};
 use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
@@ -28,7 +28,7 @@ pub struct AppState {
     pub tokens: Arc<AccessTokens>,
     pub hasher: Arc<Hasher>,
     pub passwords: Arc<PasswordPolicy>,
-    pub throttle: Arc<LoginThrottle>,
+    pub throttle: Arc<Backoff>,
 }
 
 impl FromRef<AppState> for Arc<RateLimiter> {

@@ -1,8 +1,6 @@
 //! The caller's own account: `GET/PATCH /profile`,
 //! `POST /profile/password`, `DELETE /account`.
 
-use std::time::Instant;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -109,7 +107,7 @@ async fn confirm_password(
     field: &str,
 ) -> Result<()> {
     let account = caller.user.username.to_lowercase();
-    if let Err(wait) = state.throttle.check(&account, Instant::now()) {
+    if let Err(wait) = state.throttle.check(&account).await {
         let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Err(ApiError::TooManyRequests { retry_after });
     }
@@ -119,13 +117,13 @@ async fn confirm_password(
         .verify(password.to_owned(), stored.map(|h| h.expose().to_owned()))
         .await?;
     if verified == Verified::No {
-        state.throttle.failure(&account, Instant::now());
+        state.throttle.failure(&account).await;
         return Err(ApiError::Validation(vec![FieldError::new(
             field,
             "is incorrect",
         )]));
     }
-    state.throttle.success(&account);
+    state.throttle.success(&account).await;
     Ok(())
 }
 

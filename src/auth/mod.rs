@@ -5,6 +5,7 @@
 //! application state.
 
 pub mod audit;
+pub mod backoff;
 pub mod extractor;
 pub mod hashing;
 pub mod jwt;

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use super::backoff::Backoff;
 use super::hashing::Hasher;
 use super::jwt::AccessTokens;
-use super::throttle::LoginThrottle;
 use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
 use crate::settings::Settings;
@@ -32,6 +32,6 @@ pub struct AuthState {
     pub tokens: Arc<AccessTokens>,
     pub hasher: Arc<Hasher>,
     pub passwords: Arc<PasswordPolicy>,
-    pub throttle: Arc<LoginThrottle>,
+    pub throttle: Arc<Backoff>,
     pub limiter: Arc<RateLimiter>,
 }

@@ -9,7 +9,8 @@
 //! account can see at most about 20 failed attempts an hour, well inside
 //! ASVS 5.0's ceiling of 100.
 //!
-//! This state is per process; a shared store for scale-out replaces it.
+//! This table is per process; [`super::backoff::Backoff`] puts it behind
+//! a back-off shared through Redis when one is configured.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -17,7 +18,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 const SHARDS: usize = 16;
-const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// A name without failures for this long starts afresh.
+pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {

@@ -77,11 +77,33 @@ enum Connection {
 
 /// GCRA limits kept in Redis, shared by every instance that uses the same
 /// Redis and key secret.
+#[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
     script: Script,
+    backoff: Script,
     key_secret: Option<Hmac<Sha256>>,
 }
+
+/// One step of the failed-login back-off kept in Redis (see `backoff.lua`).
+#[derive(Debug, Clone, Copy)]
+pub enum BackoffOp {
+    /// How long the name must still wait.
+    Check,
+    /// Records a failure: `free` failures cost nothing, then 1 s doubling
+    /// up to `max_delay`; the name is forgotten `forget` after its last
+    /// failure.
+    Failure {
+        free: u32,
+        max_delay: Duration,
+        forget: Duration,
+    },
+    /// Forgets the name (a successful login).
+    Success,
+}
+
+/// The prefix of the back-off's keys.
+pub const BACKOFF_PREFIX: &str = "palisade:bo:";
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,6 +180,7 @@ impl RedisStore {
         Self {
             connection,
             script: Script::new(include_str!("gcra.lua")),
+            backoff: Script::new(include_str!("backoff.lua")),
             key_secret: None,
         }
     }
@@ -182,16 +205,55 @@ impl RedisStore {
 
     /// The Redis key of `key` under `policy` (see the module doc).
     pub fn redis_key(&self, policy: &Policy, key: &LimitKey<'_>) -> String {
-        let material = encode(key);
+        format!("{KEY_PREFIX}{}:{}", policy.name, self.digest(&encode(key)))
+    }
+
+    /// 128 bits in hex of HMAC-SHA-256 (plain SHA-256 without a key
+    /// secret) of `material`.
+    fn digest(&self, material: &[u8]) -> String {
         let digest: [u8; 32] = match &self.key_secret {
             Some(mac) => {
                 let mut mac = mac.clone();
-                mac.update(&material);
+                mac.update(material);
                 mac.finalize().into_bytes().into()
             }
-            None => Sha256::digest(&material).into(),
+            None => Sha256::digest(material).into(),
         };
-        format!("{KEY_PREFIX}{}:{}", policy.name, hex::encode(&digest[..16]))
+        hex::encode(&digest[..16])
+    }
+
+    /// The back-off key of an account name: `palisade:bo:<digest>`, the
+    /// digest keyed like the limiter's, so Redis never holds the name.
+    pub fn backoff_key(&self, name: &str) -> String {
+        let mut material = b"palisade-bo-key-v1".to_vec();
+        material.extend_from_slice(name.as_bytes());
+        format!("{BACKOFF_PREFIX}{}", self.digest(&material))
+    }
+
+    /// One back-off step for `name`, atomically on one key; the wait it
+    /// leaves (see [`BackoffOp`]).
+    pub async fn backoff(&self, name: &str, op: BackoffOp) -> Result<Duration, StoreError> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let mut invocation = self.backoff.key(self.backoff_key(name));
+        match op {
+            BackoffOp::Check => invocation.arg("check"),
+            BackoffOp::Success => invocation.arg("success"),
+            BackoffOp::Failure {
+                free,
+                max_delay,
+                forget,
+            } => invocation
+                .arg("failure")
+                .arg(free)
+                .arg(ms(max_delay))
+                .arg(ms(forget).max(1)),
+        };
+        let reply: Result<i64, RedisError> = match self.connection.clone() {
+            Connection::Server(mut c) => invocation.invoke_async(&mut c).await,
+            Connection::Cluster(mut c) => invocation.invoke_async(&mut c).await,
+        };
+        let wait_ms = reply.map_err(unavailable)?;
+        Ok(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)))
     }
 
     async fn decide(&self, policy: &Policy, key: LimitKey<'_>) -> Result<Decision, StoreError> {

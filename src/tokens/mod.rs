@@ -9,7 +9,7 @@
 pub mod routes;
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::Method;
 use serde::Serialize;
@@ -130,7 +130,7 @@ pub async fn password_login(
     if let Some((_, refused)) = checks.iter().find(|(_, d)| !d.allowed) {
         return Err(GrantError::Throttled(refused.reset));
     }
-    if let Err(wait) = state.throttle.check(&account, Instant::now()) {
+    if let Err(wait) = state.throttle.check(&account).await {
         return Err(GrantError::Throttled(wait));
     }
     let found = users::find_by_login(state.db.pool(), &account).await?;
@@ -151,7 +151,7 @@ pub async fn password_login(
     let user = match (user, failure) {
         (Some(user), None) => user,
         (user, reason) => {
-            state.throttle.failure(&account, Instant::now());
+            state.throttle.failure(&account).await;
             audit::record(
                 &state.db,
                 Event::LoginFailure,
@@ -163,7 +163,7 @@ pub async fn password_login(
             return Err(GrantError::InvalidCredentials);
         }
     };
-    state.throttle.success(&account);
+    state.throttle.success(&account).await;
     if verified == (Verified::Yes { upgrade: true }) {
         let new_hash = state
             .hasher

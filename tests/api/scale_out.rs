@@ -121,3 +121,40 @@ async fn losing_redis_degrades_to_local_limits_without_errors_and_sharing_comes_
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failed_login_back_off_of_an_account_is_shared_by_all_instances() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let apps = spawn_cluster(3, &[("REDIS_URL", url.as_str())]).await;
+    apps[0].register("ada_l").await;
+    // Five free failures spread over three instances, then a sixth that
+    // imposes a wait: on a fourth request, on yet another instance, the
+    // right password is not even checked.
+    for i in 0..6 {
+        let response = apps[i % 3]
+            .token_request("ada_l", "not the password at all")
+            .await;
+        assert_eq!(response.status(), 400, "failure {i}");
+    }
+    for app in &apps {
+        let blocked = app.token_request("ADA_L", crate::helpers::PASSWORD).await;
+        assert_eq!(blocked.status(), 429);
+        assert!(blocked.headers().contains_key("retry-after"));
+    }
+    // In Redis, the name is a keyed digest that expires.
+    let mut redis_cli = std::process::Command::new("redis-cli");
+    let keys = redis_cli
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "--scan",
+            "--pattern",
+            "palisade:bo:*",
+        ])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&keys.stdout).to_string();
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    assert!(!keys.contains("ada"), "{keys}");
+}
