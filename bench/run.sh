@@ -17,6 +17,11 @@
 #      they are all held at once, RSS then and after the sweep;
 #   g  GET /profile with a valid access token: the whole auth path (JWT
 #      verification, then the session and user lookup in SQLite);
+#   i  GET /api/data with the rate limiter in Redis (a redis-server of the
+#      bench's own on a free port; limit lifted, so each request is one
+#      Redis round trip and a 200);
+#   j  the latency one Redis decision adds: GET /api/data over one
+#      connection, without Redis and then with it, p50 and p99;
 #   h  a login storm (STORM_CONNECTIONS connections of password grants,
 #      limits lifted) while GET /profile runs beside it, against the ideal
 #      login rate: cores / the time of one Argon2id hash, measured in the
@@ -35,7 +40,7 @@
 #   F_SWEEP_INTERVAL=60  seconds between sweeps in scenario f
 #   ROUNDS=3          a, b and c run as a block this many times; the summary
 #                     gives the medians, and every round's figures
-#   SCENARIOS="a b c d e f g h" which scenarios to run, in this order; "attrib"
+#   SCENARIOS="a b c d e f g h i j" which scenarios to run, in this order; "attrib"
 #                     (optional, after a) measures b with parts of the
 #                     stack switched off by settings
 #   SERVER_ENV="VAR=VALUE ..."  extra environment for every palisade started
@@ -66,7 +71,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 KEYS=${KEYS:-1000000}
 KEYS_TIMEOUT=${KEYS_TIMEOUT:-240}
 SWEEP_WAIT=${SWEEP_WAIT:-5}
-SCENARIOS=${SCENARIOS:-"a b c d e f g h"}
+SCENARIOS=${SCENARIOS:-"a b c d e f g h i j"}
 ROUNDS=${ROUNDS:-3}
 SKIP_BUILD=${SKIP_BUILD:-0}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -91,6 +96,7 @@ TARGET_PROFILE_PCT=50     # g, as a percentage of a
 TARGET_PROFILE_P99_MS=5   # g, at CONNECTIONS connections
 TARGET_LOGIN_PCT=90       # h, login/s as a percentage of cores / hash time
 TARGET_STORM_P99_MS=10    # h, /profile p99 during the storm
+TARGET_REDIS_PCT=35       # i, /api/data with the limiter in Redis, as a percentage of a
 STORM_CONNECTIONS=${STORM_CONNECTIONS:-50}   # h: connections of the login storm
 STORM_PROFILE_CONNECTIONS=${STORM_PROFILE_CONNECTIONS:-8}  # h: /profile beside it
 
@@ -714,6 +720,68 @@ verdict() {
 }
 r() { echo "${RESULT[$1]:--}"; }
 
+# A redis-server of the bench's own on a free loopback port, no
+# persistence. Sets REDIS_PID and REDIS_PORT.
+start_redis() {
+  command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
+  REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    >"$RESULTS/redis.log" 2>&1 &
+  REDIS_PID=$!
+  local n
+  for n in $(seq 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "redis-server did not start on port $REDIS_PORT"
+}
+
+BENCH_SECRET=bench-only-signing-secret-5f0c2a9e1d7b43c8a6e4
+
+# p50 of a wrk --latency output, in ms.
+wrk_p50_ms() { latency_ms "$(awk '$1 == "50%" { print $2; exit }' "$1")"; }
+
+# i: /api/data, every request one GCRA decision in Redis.
+scenario_i() {
+  start_redis
+  start_palisade i REDIS_URL="redis://127.0.0.1:$REDIS_PORT" PALISADE_JWT_SECRET="$BENCH_SECRET" \
+    PALISADE_RATE_LIMIT_POLICIES='data=1000000000/second per ip'
+  local pid=$SERVER_PID
+  [ "$(status_of "$SERVER_URL/api/data")" = 200 ] || die "i: GET /api/data is not 200"
+  curl -s "$SERVER_URL/health/ready" | grep -q '"redis":"ok"' || die "i: palisade is not on Redis"
+  run_wrk i "$SERVER_URL/api/data"
+  [ "$WRK_NON2XX" = 0 ] || log "WARNING: i got $WRK_NON2XX non-2xx answers"
+  add i_rps "$WRK_RPS"; add i_p99 "$WRK_P99_MS"; add i_cpu "$WRK_SERVER_CPU_US"
+  add i_non2xx "$WRK_NON2XX"
+  [ -z "${RESULT[a_rps]:-}" ] || add ia "$(pct "$WRK_RPS" "${RESULT[a_rps_all]##* }")"
+  stop_pid "$pid"
+  stop_pid "$REDIS_PID"
+}
+
+# j: one connection, so each request waits for the one before it: the
+# latency a Redis decision adds is the difference between the two runs.
+scenario_j() {
+  start_palisade j-local PALISADE_RATE_LIMIT_POLICIES='data=1000000000/second per ip'
+  local pid=$SERVER_PID
+  THREADS=1 CONNECTIONS=1 run_wrk j-local "$SERVER_URL/api/data"
+  local local_p50 local_p99=$WRK_P99_MS
+  local_p50=$(wrk_p50_ms "$RESULTS/j-local.wrk.txt")
+  stop_pid "$pid"
+  start_redis
+  start_palisade j-redis REDIS_URL="redis://127.0.0.1:$REDIS_PORT" PALISADE_JWT_SECRET="$BENCH_SECRET" \
+    PALISADE_RATE_LIMIT_POLICIES='data=1000000000/second per ip'
+  pid=$SERVER_PID
+  THREADS=1 CONNECTIONS=1 run_wrk j-redis "$SERVER_URL/api/data"
+  local redis_p50 redis_p99=$WRK_P99_MS
+  redis_p50=$(wrk_p50_ms "$RESULTS/j-redis.wrk.txt")
+  stop_pid "$pid"
+  stop_pid "$REDIS_PID"
+  add j_local_p50 "$local_p50"; add j_local_p99 "$local_p99"
+  add j_redis_p50 "$redis_p50"; add j_redis_p99 "$redis_p99"
+  add j_extra_p50 "$(awk -v a="$redis_p50" -v b="$local_p50" 'BEGIN { printf "%.3f", a - b }')"
+  add j_extra_p99 "$(awk -v a="$redis_p99" -v b="$local_p99" 'BEGIN { printf "%.3f", a - b }')"
+}
+
 summary() {
   local ba ca
   ba=$(r ba) ca=$(r ca)
@@ -762,6 +830,14 @@ summary() {
   row "h  login non-2xx answers" "$(r h_login_non2xx)" "0" "$(verdict "$(r h_login_non2xx)" "<=" 0)"
   row "h  /profile p99 during the storm, ms" "$(r h_profile_p99)" "<= ${TARGET_STORM_P99_MS} ms" "$(verdict "$(r h_profile_p99)" "<=" "$TARGET_STORM_P99_MS")"
   row "h  /profile req/s during the storm" "$(r h_profile_rps)" "" ""
+  row "i  /api/data on Redis, req/s" "$(r i_rps)" "" ""
+  row "i  /api/data on Redis, % of a" "$(r ia)" ">= ${TARGET_REDIS_PCT}% of a" "$(verdict "$(r ia)" ">=" "$TARGET_REDIS_PCT")"
+  row "i  /api/data on Redis, p99 ms" "$(r i_p99)" "" ""
+  row "i  server CPU per request, us" "$(r i_cpu)" "" ""
+  row "i  non-2xx answers" "$(r i_non2xx)" "0" "$(verdict "$(r i_non2xx)" "<=" 0)"
+  row "j  1 connection, local limiter p50/p99 ms" "$(r j_local_p50)/$(r j_local_p99)" "" ""
+  row "j  1 connection, Redis limiter p50/p99 ms" "$(r j_redis_p50)/$(r j_redis_p99)" "" ""
+  row "j  a Redis decision adds p50/p99 ms" "$(r j_extra_p50)/$(r j_extra_p99)" "" ""
   echo
   if [ -n "${RESULT[a_rps_all]:-}${RESULT[b_rps_all]:-}${RESULT[c_rps_all]:-}" ]; then
     echo "Each round (a b c run back to back; the ratios compare b and c with the a just before them):"
@@ -794,7 +870,11 @@ summary() {
 # ---------------------------------------------------------------- main
 
 main() {
-  command -v wrk >/dev/null || die "wrk is not installed"
+  if ! command -v wrk >/dev/null && [ "$(id -u)" = 0 ]; then
+    log "installing wrk (Debian package)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  fi
+  command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
   command -v curl >/dev/null || die "curl is not installed"
   local s
   for s in $SCENARIOS; do

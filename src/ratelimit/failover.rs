@@ -234,11 +234,5 @@ impl Probe {
 /// [`super::RateLimiter::from_settings`] indexes them: the fallback to hand
 /// to [`FailoverStore::new`].
 pub fn fallback_for(settings: &RateLimitSettings) -> Arc<MemoryStore> {
-    let policies: Vec<Arc<Policy>> = settings
-        .policies
-        .iter()
-        .enumerate()
-        .map(|(index, (name, spec))| Arc::new(Policy::new(name, *spec, index)))
-        .collect();
-    Arc::new(MemoryStore::new(&policies, settings.max_keys))
+    Arc::new(MemoryStore::new(&super::policies(settings), settings.max_keys))
 }

@@ -142,6 +142,17 @@ impl std::fmt::Debug for RateLimiter {
 #[error("rate_limit.routes names {0:?}, which is not a route of this server")]
 pub struct UnknownRoute(pub String);
 
+/// The policies of `settings`, each indexed by its position: the one
+/// order every store indexes its state by.
+pub fn policies(settings: &RateLimitSettings) -> Vec<Arc<Policy>> {
+    settings
+        .policies
+        .iter()
+        .enumerate()
+        .map(|(index, (name, spec))| Arc::new(Policy::new(name, *spec, index)))
+        .collect()
+}
+
 impl RateLimiter {
     /// Builds the policy table from validated settings. `known_routes` are
     /// the server's `"METHOD /path"` routes: naming any other is an error,
@@ -150,12 +161,7 @@ impl RateLimiter {
         settings: &RateLimitSettings,
         known_routes: &[String],
     ) -> Result<Self, Vec<UnknownRoute>> {
-        let policies: Vec<Arc<Policy>> = settings
-            .policies
-            .iter()
-            .enumerate()
-            .map(|(index, (name, spec))| Arc::new(Policy::new(name, *spec, index)))
-            .collect();
+        let policies = policies(settings);
         let by_name: HashMap<&str, &Arc<Policy>> =
             policies.iter().map(|p| (p.name.as_str(), p)).collect();
         let pick = |names: &[String]| -> Vec<Arc<Policy>> {
