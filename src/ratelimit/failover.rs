@@ -234,5 +234,8 @@ impl Probe {
 /// [`super::RateLimiter::from_settings`] indexes them: the fallback to hand
 /// to [`FailoverStore::new`].
 pub fn fallback_for(settings: &RateLimitSettings) -> Arc<MemoryStore> {
-    Arc::new(MemoryStore::new(&super::policies(settings), settings.max_keys))
+    Arc::new(MemoryStore::new(
+        &super::policies(settings),
+        settings.max_keys,
+    ))
 }
