@@ -2,11 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{Page, Paging, invalid};
 use crate::auth::AdminUser;
-use crate::domain::rfc3339;
+use crate::domain::AuditEvent;
 use crate::error::{FieldError, Result};
 use crate::http::extract::ApiQuery;
 use crate::storage::{Db, events};
@@ -22,40 +22,6 @@ pub struct AuditQuery {
     pub user_id: Option<String>,
     /// One kind of event, e.g. `login_failure`.
     pub event: Option<String>,
-}
-
-/// One security event.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditEvent {
-    pub id: String,
-    /// RFC 3339, UTC.
-    pub at: String,
-    pub event: String,
-    /// Whom the event is about.
-    pub user_id: Option<String>,
-    /// Who did it (`cli` for operator commands).
-    pub actor_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    /// Internal detail, e.g. why a login failed.
-    pub detail: Option<String>,
-}
-
-impl From<events::EventRow> for AuditEvent {
-    fn from(r: events::EventRow) -> Self {
-        Self {
-            id: r.id,
-            at: rfc3339(r.at),
-            event: r.event,
-            user_id: r.user_id,
-            actor_id: r.actor_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            request_id: r.request_id,
-            detail: r.detail,
-        }
-    }
 }
 
 /// The audit trail, newest first.
@@ -87,9 +53,8 @@ pub async fn audit_log(
     invalid(errors)?;
     let pool = db.pool();
     let (user, event) = (query.user_id.as_deref(), query.event.as_deref());
-    let rows = events::list(pool, user, event, paging.limit, paging.offset()).await?;
+    let items = events::list(pool, user, event, paging.limit, paging.offset()).await?;
     let total = events::count(pool, user, event).await?;
-    let items = rows.into_iter().map(AuditEvent::from).collect();
     Ok(Json(Page {
         items,
         page: paging.page,

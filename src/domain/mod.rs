@@ -1,8 +1,10 @@
 //! Domain types that can only hold valid values: each has one constructor
 //! that checks its input, so an invalid email, username, name, password or
-//! role cannot exist past the edge of the application; and [`User`], the
-//! account as everything above storage sees it (no password hash).
+//! role cannot exist past the edge of the application; and the records
+//! everything above storage sees: [`User`], the account without its
+//! password hash, and [`AuditEvent`].
 
+mod audit_event;
 mod email;
 mod name;
 pub mod password;
@@ -10,6 +12,7 @@ mod role;
 mod user;
 mod username;
 
+pub use audit_event::AuditEvent;
 pub use email::Email;
 pub use name::Name;
 pub use password::{Password, PasswordPolicy};

@@ -3,6 +3,8 @@
 
 use sqlx::{Any, AnyPool, Executor};
 
+use crate::domain::AuditEvent;
+
 /// One event to record.
 #[derive(Debug, Default, Clone)]
 pub struct NewEvent<'a> {
@@ -38,23 +40,9 @@ pub async fn insert<'e>(
     Ok(())
 }
 
-/// A recorded event.
-#[derive(Debug, Clone)]
-pub struct EventRow {
-    pub id: String,
-    pub at: i64,
-    pub event: String,
-    pub user_id: Option<String>,
-    pub actor_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    pub detail: Option<String>,
-}
-
-fn from_row(r: &sqlx::any::AnyRow) -> Result<EventRow, sqlx::Error> {
+fn from_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, sqlx::Error> {
     use sqlx::Row;
-    Ok(EventRow {
+    Ok(AuditEvent {
         id: r.try_get("id")?,
         at: r.try_get("at")?,
         event: r.try_get("event")?,
@@ -75,7 +63,7 @@ pub async fn list(
     event: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<Vec<EventRow>, sqlx::Error> {
+) -> Result<Vec<AuditEvent>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, at, event, user_id, actor_id, ip, user_agent, request_id, detail FROM security_events \
          WHERE ($1 IS NULL OR user_id = $1 OR actor_id = $1) AND ($2 IS NULL OR event = $2) \
