@@ -113,8 +113,11 @@ pub fn violations(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
                         "{from} -> {to}: peers in one layer must not import each other"
                     ));
                 }
+                // Numbered from 1, as docs/architecture.md lists them.
                 Some(lt) if lt > lf => out.push(format!(
-                    "{from} -> {to}: points up (layer {lf} imports layer {lt})"
+                    "{from} -> {to}: points up (layer {} imports layer {})",
+                    lf + 1,
+                    lt + 1
                 )),
                 Some(_) => {}
             }
