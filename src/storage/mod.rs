@@ -120,12 +120,6 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Whether an error is a unique-key violation (mapped to 409).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|e| e.is_unique_violation())
-}
-
 /// The unique column a unique-key violation is about, if `err` is one:
 /// PostgreSQL names the constraint (`users_email_key_key`), SQLite names
 /// the column in its message (`UNIQUE constraint failed: users.email_key`).
