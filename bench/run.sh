@@ -40,7 +40,7 @@
 #   F_SWEEP_INTERVAL=60  seconds between sweeps in scenario f
 #   ROUNDS=3          a, b and c run as a block this many times; the summary
 #                     gives the medians, and every round's figures
-#   SCENARIOS="a b c d e f g h i j" which scenarios to run, in this order; "attrib"
+#   SCENARIOS="a b c d e f g h i j k" which scenarios to run, in this order; "attrib"
 #                     (optional, after a) measures b with parts of the
 #                     stack switched off by settings
 #   SERVER_ENV="VAR=VALUE ..."  extra environment for every palisade started
@@ -71,7 +71,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 KEYS=${KEYS:-1000000}
 KEYS_TIMEOUT=${KEYS_TIMEOUT:-240}
 SWEEP_WAIT=${SWEEP_WAIT:-5}
-SCENARIOS=${SCENARIOS:-"a b c d e f g h i j"}
+SCENARIOS=${SCENARIOS:-"a b c d e f g h i j k"}
 ROUNDS=${ROUNDS:-3}
 SKIP_BUILD=${SKIP_BUILD:-0}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -93,6 +93,7 @@ TARGET_RATIO_PCT=70       # b and c, as a percentage of a
 TARGET_IDLE_RSS_MIB=20    # d
 TARGET_KEYS_RSS_MIB=200   # e and f, right after the million keys
 TARGET_PROFILE_PCT=50     # g, as a percentage of a
+TARGET_PROFILE_SCALE_PCT=40  # k, as a percentage of a
 TARGET_PROFILE_P99_MS=5   # g, at CONNECTIONS connections
 TARGET_LOGIN_PCT=90       # h, login/s as a percentage of cores / hash time
 TARGET_STORM_P99_MS=10    # h, /profile p99 during the storm
@@ -610,10 +611,10 @@ AUTH_USER=benchuser
 AUTH_PASSWORD='correct horse battery staple'
 AUTH_ENV=(PALISADE_RATE_LIMIT_POLICIES='default=1000000000/second per ip; login=1000000000/second per ip; register=1000000000/second per ip')
 
-# start_auth NAME: palisade with AUTH_ENV, the benchmark account registered;
-# sets TOKEN to a fresh access token.
+# start_auth NAME [ENV...]: palisade with AUTH_ENV (and ENV), the benchmark
+# account registered; sets TOKEN to a fresh access token.
 start_auth() {
-  start_palisade "$1" "${AUTH_ENV[@]}"
+  start_palisade "$@" "${AUTH_ENV[@]}"
   local body
   body=$(printf '{"email":"%s@example.org","username":"%s","name":"Bench","password":"%s"}' \
     "$AUTH_USER" "$AUTH_USER" "$AUTH_PASSWORD")
@@ -738,6 +739,31 @@ start_redis() {
 
 BENCH_SECRET=bench-only-signing-secret-5f0c2a9e1d7b43c8a6e4
 
+# k: GET /profile as g, on PostgreSQL (a fresh database on the local
+# server, dropped afterwards) with Redis carrying the session cache's
+# invalidations, as a scaled-out instance runs. The cache is in use once
+# the instance hears its Redis heartbeat (readiness says redis ok, and the
+# warm-up runs first).
+scenario_k() {
+  command -v psql >/dev/null || die "k: psql is not installed"
+  local db="palisade_bench_k_$$"
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $db" >/dev/null ||
+    die "k: cannot create a database on 127.0.0.1:5432 (user postgres)"
+  start_redis
+  start_auth k DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" \
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT" PALISADE_JWT_SECRET="$BENCH_SECRET"
+  local pid=$SERVER_PID
+  curl -s "$SERVER_URL/health/ready" | grep -q '"redis":"ok"' || die "k: palisade is not on Redis"
+  run_wrk k "$SERVER_URL/profile" -H "Authorization: Bearer $TOKEN"
+  [ "$WRK_NON2XX" = 0 ] || log "WARNING: k got $WRK_NON2XX non-2xx answers"
+  RESULT[k_rps]=$WRK_RPS RESULT[k_p99]=$WRK_P99_MS RESULT[k_cpu]=$WRK_SERVER_CPU_US
+  RESULT[k_non2xx]=$WRK_NON2XX
+  RESULT[ka]=$(pct "$WRK_RPS" "${RESULT[a_rps]:-0}")
+  stop_pid "$pid"
+  stop_pid "$REDIS_PID"
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null || true
+}
+
 # p50 of a wrk --latency output, in ms.
 wrk_p50_ms() { latency_ms "$(awk '$1 == "50%" { print $2; exit }' "$1")"; }
 
@@ -823,6 +849,11 @@ summary() {
   row "g  /profile, p99 ms" "$(r g_p99)" "<= ${TARGET_PROFILE_P99_MS} ms" "$(verdict "$(r g_p99)" "<=" "$TARGET_PROFILE_P99_MS")"
   row "g  server CPU per request, us" "$(r g_cpu)" "" ""
   row "g  non-2xx answers" "$(r g_non2xx)" "0" "$(verdict "$(r g_non2xx)" "<=" 0)"
+  row "k  /profile on PostgreSQL + Redis, req/s" "$(r k_rps)" "" ""
+  row "k  /profile on PostgreSQL + Redis, % of a" "$(r ka)" ">= ${TARGET_PROFILE_SCALE_PCT}% of a" "$(verdict "$(r ka)" ">=" "$TARGET_PROFILE_SCALE_PCT")"
+  row "k  /profile, p99 ms" "$(r k_p99)" "" ""
+  row "k  server CPU per request, us" "$(r k_cpu)" "" ""
+  row "k  non-2xx answers" "$(r k_non2xx)" "0" "$(verdict "$(r k_non2xx)" "<=" 0)"
   row "h  one Argon2id hash (OWASP), ms" "$(r h_hash_ms)" "" ""
   row "h  ideal logins/s (cores / hash)" "$(r h_ideal)" "" ""
   row "h  logins/s during the storm" "$(r h_logins)" "" ""

@@ -211,9 +211,16 @@ async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String
             },
         ),
     };
-    let after = change::apply(&state.db, &ctx, Actor::Operator, &target.id, action)
-        .await
-        .map_err(|e| e.to_string())?;
+    let after = change::apply(
+        &state.db,
+        &state.sessions,
+        &ctx,
+        Actor::Operator,
+        &target.id,
+        action,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if let Some(user) = after {
         println!("{}", serde_json::to_string(&user).unwrap_or_default());
     }

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod admin;
 pub mod admin_cli;
 pub mod auth;
+pub mod cache;
 pub mod check_config;
 pub mod cli;
 pub mod domain;

@@ -15,6 +15,8 @@ use crate::auth::extractor::bearer;
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
 use crate::auth::throttle::LoginThrottle;
+use crate::cache::bus::Bus;
+use crate::cache::{Channel, SessionCache, control};
 use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::failover::{FailoverStore, fallback_for};
@@ -73,7 +75,9 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         }
         None => (limiter, None, Backoff::local(local_backoff)),
     };
+    let sessions = session_cache(&settings, &db)?;
     Ok(AppState {
+        sessions,
         passwords: Arc::new(PasswordPolicy::new(auth.password_composition_rules)),
         settings: Arc::new(settings),
         limiter: Arc::new(limiter),
@@ -134,6 +138,14 @@ impl Application {
             }
         });
 
+        let control = match (self.state.sessions.channel(), self.state.sessions.socket()) {
+            (Channel::Local, Some(path)) => Some(tokio::spawn(control::serve(
+                path.clone(),
+                self.state.sessions.clone(),
+            ))),
+            _ => None,
+        };
+
         let stopping = Arc::new(Notify::new());
         let signal = Arc::clone(&stopping);
         let service = self
@@ -153,6 +165,11 @@ impl Application {
             }
         };
         sweeper.abort();
+        if let Some(control) = control {
+            control.abort();
+            // Aborting drops the server's guard, which removes the socket.
+            let _ = control.await;
+        }
         result
     }
 }
@@ -186,6 +203,40 @@ fn shared_limits(
     );
     tokio::spawn(probe.run());
     Ok(Some((store, redis)))
+}
+
+/// The session cache and the channel that keeps it true: the control
+/// socket beside an SQLite file (and Redis too when configured), Redis for
+/// a shared database, none (cache off) for PostgreSQL without Redis. The
+/// Redis subscriber starts here, so the CLI, which builds the same state,
+/// can announce and hear confirmations; the control socket is served only
+/// by [`Application::run_until`].
+fn session_cache(settings: &Settings, db: &Db) -> anyhow::Result<SessionCache> {
+    use secrecy::ExposeSecret;
+    let bus = match &settings.redis.url {
+        Some(url) => Some(
+            Bus::open(url.expose_secret(), settings.redis.invalidation_timeout)
+                .context("REDIS_URL")?,
+        ),
+        None => None,
+    };
+    let socket = db.sqlite_file().and_then(control::socket_path);
+    let channel = match (&socket, &bus) {
+        (Some(_), _) if cfg!(unix) => Channel::Local,
+        (_, Some(_)) if db.sqlite_file().is_none() => Channel::Redis,
+        _ => Channel::Off,
+    };
+    let cache = SessionCache::new(
+        channel,
+        settings.auth.session_cache_ttl,
+        settings.auth.session_cache_size,
+        bus.clone(),
+        socket,
+    );
+    if let Some(bus) = bus {
+        tokio::spawn(bus.run(cache.clone()));
+    }
+    Ok(cache)
 }
 
 /// The configured signing secret, or for the embedded database one that is

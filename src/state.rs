@@ -10,6 +10,7 @@ use crate::auth::backoff::Backoff;
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
 use crate::auth::{AuthState, Authn};
+use crate::cache::SessionCache;
 use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::failover::FailoverStore;
@@ -29,6 +30,13 @@ pub struct AppState {
     pub hasher: Arc<Hasher>,
     pub passwords: Arc<PasswordPolicy>,
     pub throttle: Arc<Backoff>,
+    pub sessions: SessionCache,
+}
+
+impl FromRef<AppState> for SessionCache {
+    fn from_ref(state: &AppState) -> Self {
+        state.sessions.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<RateLimiter> {
@@ -48,6 +56,7 @@ impl FromRef<AppState> for Authn {
         Self {
             db: state.db.clone(),
             tokens: Arc::clone(&state.tokens),
+            sessions: state.sessions.clone(),
         }
     }
 }
@@ -62,6 +71,7 @@ impl FromRef<AppState> for AuthState {
             passwords: Arc::clone(&state.passwords),
             throttle: Arc::clone(&state.throttle),
             limiter: Arc::clone(&state.limiter),
+            sessions: state.sessions.clone(),
         }
     }
 }

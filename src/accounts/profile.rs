@@ -92,6 +92,8 @@ pub async fn patch_profile(
         }
         Err(e) => return Err(e.into()),
     }
+    // The cached user (what `/profile` sends) changed.
+    state.sessions.invalidate(&caller.user.id).await;
     let user = users::find_by_id(pool, &caller.user.id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -180,6 +182,7 @@ pub async fn change_password(
         now,
     )
     .await?;
+    state.sessions.invalidate(&caller.user.id).await;
     audit::record(
         &state.db,
         Event::PasswordChange,
@@ -238,5 +241,6 @@ pub async fn delete_account(
     let row = audit::event(Event::AccountDelete, &ctx, Some(id), Some(id), None);
     crate::storage::events::insert(&mut *tx, &row, now).await?;
     tx.commit().await?;
+    state.sessions.invalidate(id).await;
     Ok(StatusCode::NO_CONTENT)
 }

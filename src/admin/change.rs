@@ -3,10 +3,12 @@
 //! re-read the target and the caller under the lock and authorize against
 //! what is true now, apply the change, end the target's sessions (so its
 //! access tokens stop working at once) and write the audit event, then
-//! commit. Either all of it happens or none.
+//! commit. Either all of it happens or none. Once committed, the target is
+//! evicted from every instance's session cache before `apply` returns.
 
 use crate::admin::rules::{self, Action, Party};
 use crate::auth::audit::{self, Event, RequestContext};
+use crate::cache::SessionCache;
 use crate::domain::User;
 use crate::error::ApiError;
 use crate::storage::{self, Db, events, sessions, sessions::EndReason, users};
@@ -33,6 +35,7 @@ impl Actor<'_> {
 /// user as it is afterwards (`None` once deleted).
 pub async fn apply(
     db: &Db,
+    sessions: &SessionCache,
     ctx: &RequestContext,
     actor: Actor<'_>,
     target_id: &str,
@@ -129,5 +132,8 @@ pub async fn apply(
     events::insert(&mut *tx, &row, now).await?;
     let after = users::find_by_id(&mut *tx, &target.id).await?;
     tx.commit().await?;
+    // Committed: the target's cached sessions and user go everywhere before
+    // anyone is told it is done.
+    sessions.invalidate(&target.id).await;
     Ok(after)
 }

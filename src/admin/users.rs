@@ -10,6 +10,7 @@ use super::rules::Action;
 use super::{Page, Paging, UserPatch, invalid};
 use crate::auth::AdminUser;
 use crate::auth::audit::RequestContext;
+use crate::cache::SessionCache;
 use crate::domain::{Role, User};
 use crate::error::{ApiError, FieldError, Result};
 use crate::http::extract::{ApiJson, ApiQuery};
@@ -113,6 +114,7 @@ pub async fn get_user(
 #[tracing::instrument(skip_all)]
 pub async fn patch_user(
     State(db): State<Db>,
+    State(sessions): State<SessionCache>,
     ctx: RequestContext,
     admin: AdminUser,
     Path(user_id): Path<String>,
@@ -139,7 +141,15 @@ pub async fn patch_user(
         disabled: patch.disabled,
     };
     let admin_id = &admin.caller.user.id;
-    let after = change::apply(&db, &ctx, Actor::User(admin_id), &target.id, action).await?;
+    let after = change::apply(
+        &db,
+        &sessions,
+        &ctx,
+        Actor::User(admin_id),
+        &target.id,
+        action,
+    )
+    .await?;
     Ok(Json(after.ok_or(ApiError::NotFound)?))
 }
 
@@ -156,12 +166,21 @@ pub async fn patch_user(
 #[tracing::instrument(skip_all)]
 pub async fn delete_user(
     State(db): State<Db>,
+    State(sessions): State<SessionCache>,
     ctx: RequestContext,
     admin: AdminUser,
     Path(user_id): Path<String>,
 ) -> Result<StatusCode> {
     let target = target(&db, &user_id).await?;
     let admin_id = &admin.caller.user.id;
-    change::apply(&db, &ctx, Actor::User(admin_id), &target.id, Action::Delete).await?;
+    change::apply(
+        &db,
+        &sessions,
+        &ctx,
+        Actor::User(admin_id),
+        &target.id,
+        Action::Delete,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,10 +1,10 @@
 //! `AuthUser`: the authenticated caller, or a 401.
 //!
 //! The token is read only from `Authorization: Bearer`, verified (see
-//! [`super::jwt`]), and then checked against the database in one query:
-//! the session must be open and unexpired, the user must exist and not be
-//! disabled, and the token must not predate the user's last password
-//! change. Any failure is 401 with `WWW-Authenticate: Bearer
+//! [`super::jwt`]), and then checked against the session cache or, when it
+//! does not hold the session, the database in one query: the session must
+//! be open and unexpired, the user must exist and not be disabled, and the
+//! token must not predate the user's last password change. Any failure is 401 with `WWW-Authenticate: Bearer
 //! error="invalid_token"`; no token at all is 401 with `Bearer`.
 
 use axum::extract::{FromRef, FromRequestParts};
@@ -68,15 +68,30 @@ where
                 invalid_token: true,
             }
         })?;
-        let user =
-            sessions::active_user(state.db.pool(), &claims.sid, &claims.sub, storage::now_ms())
-                .await?
-                .ok_or_else(|| {
-                    tracing::info!("access token refused: session ended or user gone");
-                    ApiError::Unauthorized {
-                        invalid_token: true,
-                    }
-                })?;
+        let now = storage::now_ms();
+        let user = match state.sessions.lookup(&claims.sid, &claims.sub, now) {
+            Some(user) => user,
+            None => {
+                // The ticket is taken before the read, so an invalidation
+                // that lands while it runs undoes the store (see `cache`).
+                let ticket = state.sessions.ticket(&claims.sub);
+                let (user, expires_at) =
+                    sessions::active_user(state.db.pool(), &claims.sid, &claims.sub, now)
+                        .await?
+                        .ok_or_else(|| {
+                            tracing::info!("access token refused: session ended or user gone");
+                            ApiError::Unauthorized {
+                                invalid_token: true,
+                            }
+                        })?;
+                if !user.disabled {
+                    state
+                        .sessions
+                        .store(ticket, &user, &claims.sid, expires_at, now);
+                }
+                user
+            }
+        };
         if user.disabled {
             tracing::info!("access token refused: user disabled");
             return Err(invalid);

@@ -8,17 +8,20 @@ use std::sync::Arc;
 use super::backoff::Backoff;
 use super::hashing::Hasher;
 use super::jwt::AccessTokens;
+use crate::cache::SessionCache;
 use crate::domain::PasswordPolicy;
 use crate::ratelimit::RateLimiter;
 use crate::settings::Settings;
 use crate::storage::Db;
 
-/// What the bearer extractors need: the keys that verify an access token
-/// and the database that says whether its session is still open.
+/// What the bearer extractors need: the keys that verify an access token,
+/// and the session cache and database that say whether its session is
+/// still open.
 #[derive(Debug, Clone)]
 pub struct Authn {
     pub db: Db,
     pub tokens: Arc<AccessTokens>,
+    pub sessions: SessionCache,
 }
 
 /// What registration, login, token rotation and the caller's own account
@@ -34,4 +37,6 @@ pub struct AuthState {
     pub passwords: Arc<PasswordPolicy>,
     pub throttle: Arc<Backoff>,
     pub limiter: Arc<RateLimiter>,
+    /// Evicted after every write that ends or changes a session or user.
+    pub sessions: SessionCache,
 }

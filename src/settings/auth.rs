@@ -29,6 +29,10 @@ pub struct AuthSettings {
     pub hash_queue: usize,
     pub failed_login_free: u32,
     pub failed_login_max_delay: Duration,
+    /// How long a session check may be answered from memory; zero: off.
+    pub session_cache_ttl: Duration,
+    /// How many users' session checks are kept in memory.
+    pub session_cache_size: usize,
 }
 
 /// Argon2id cost parameters.
@@ -143,6 +147,15 @@ impl AuthSettings {
             failed_login_max_delay: r.duration(
                 Setting::new("auth.failed_login_max_delay", "PALISADE_FAILED_LOGIN_MAX_DELAY", "15m")
                     .help("Longest back-off after repeated failed logins (never a permanent lockout)."),
+            )?,
+            session_cache_ttl: r.duration(
+                Setting::new("auth.session_cache_ttl", "PALISADE_SESSION_CACHE_TTL", "10s")
+                    .help("How long an instance may accept an access token's session from memory instead of the database (`0s`: off). Every session end or user change evicts it everywhere first (see [auth.md](auth.md#the-session-cache)); this bounds only the cases where an invalidation could not be delivered. Needs a channel to every writer: the embedded database, or Redis; PostgreSQL without Redis never caches."),
+            )?,
+            session_cache_size: r.int(
+                Setting::new("auth.session_cache_size", "PALISADE_SESSION_CACHE_SIZE", "10000")
+                    .range(0, 10_000_000)
+                    .help("Users whose session checks an instance keeps in memory (up to 8 sessions each; `0`: off)."),
             )?,
         })
     }

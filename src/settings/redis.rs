@@ -16,6 +16,9 @@ pub struct RedisSettings {
     /// Longest one Redis call may take before the instance answers from
     /// its own memory instead.
     pub timeout: Duration,
+    /// Longest an instance that ends a session waits for every other to
+    /// confirm it evicted it.
+    pub invalidation_timeout: Duration,
 }
 
 impl RedisSettings {
@@ -44,6 +47,10 @@ impl RedisSettings {
             timeout: r.duration(
                 Setting::new("redis.timeout", "PALISADE_REDIS_TIMEOUT", "50ms")
                     .help("Longest one Redis call may take; past it (or on any Redis error) the instance counts limits in its own memory, says `degraded` in `/health/ready`, and returns to Redis by itself when it answers again."),
+            )?,
+            invalidation_timeout: r.duration(
+                Setting::new("redis.invalidation_timeout", "PALISADE_REDIS_INVALIDATION_TIMEOUT", "500ms")
+                    .help("Longest a request that ended a session waits for every instance to confirm, through Redis, that it dropped the session from its cache; past it the request answers anyway and the miss is logged and counted."),
             )?,
         })
     }

@@ -13,7 +13,7 @@ pub mod refresh_tokens;
 pub mod sessions;
 pub mod users;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -29,6 +29,7 @@ use crate::settings::DatabaseSettings;
 pub struct Db {
     pool: AnyPool,
     postgres: bool,
+    sqlite_file: Option<PathBuf>,
 }
 
 /// Name of the embedded database file in the data folder.
@@ -48,6 +49,7 @@ impl Db {
             }
         };
         let postgres = url.starts_with("postgres");
+        let sqlite_file = sqlite_path(&url);
         let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -77,7 +79,17 @@ impl Db {
             .connect(&url)
             .await
             .context("cannot connect to the database")?;
-        Ok(Self { pool, postgres })
+        Ok(Self {
+            pool,
+            postgres,
+            sqlite_file,
+        })
+    }
+
+    /// The file of an SQLite database (`None` for PostgreSQL or an
+    /// in-memory SQLite).
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
     }
 
     /// Applies the migrations of this database's kind.
@@ -101,6 +113,15 @@ impl Db {
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// The file an `sqlite:` URL names, if any.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path.is_empty() || path == ":memory:" || query.contains("mode=memory");
+    (!memory).then(|| PathBuf::from(path))
 }
 
 /// Now, in Unix milliseconds.

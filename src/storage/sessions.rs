@@ -51,17 +51,18 @@ pub async fn create(
     Ok(id)
 }
 
-/// The user of a session that is still open at `now`, in one query: the
-/// check behind every authenticated request.
+/// The user of a session that is still open at `now`, with the session's
+/// absolute expiry, in one query: the check behind every authenticated
+/// request the session cache does not answer.
 pub async fn active_user(
     pool: &AnyPool,
     session_id: &str,
     user_id: &str,
     now: i64,
-) -> Result<Option<User>, sqlx::Error> {
+) -> Result<Option<(User, i64)>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
-         u.password_changed_at, u.created_at, u.updated_at \
+         u.password_changed_at, u.created_at, u.updated_at, s.expires_at AS session_expires_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.user_id = $2 AND s.ended_at IS NULL AND s.expires_at > $3",
     )
@@ -70,7 +71,8 @@ pub async fn active_user(
     .bind(now)
     .fetch_optional(pool)
     .await?;
-    row.as_ref().map(users::from_row).transpose()
+    row.map(|r| Ok((users::from_row(&r)?, r.try_get("session_expires_at")?)))
+        .transpose()
 }
 
 /// The user and the absolute expiry of a session open at `now`.
@@ -93,22 +95,23 @@ pub async fn open_session<'e>(
         .transpose()
 }
 
-/// Ends one session. Returns whether it was open.
+/// Ends one session. Returns its owner if it was open.
 pub async fn end(
     pool: &AnyPool,
     session_id: &str,
     reason: EndReason,
     now: i64,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE sessions SET ended_at = $2, end_reason = $3 \
+         WHERE id = $1 AND ended_at IS NULL RETURNING user_id",
     )
     .bind(session_id)
     .bind(now)
     .bind(reason.as_str())
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(done.rows_affected() > 0)
+    row.map(|r| r.try_get("user_id")).transpose()
 }
 
 /// Ends every open session of a user except `keep`. Returns how many.

@@ -237,11 +237,17 @@ async fn reuse_or_invalid(
         Ok(ended) => ended,
         Err(e) => return e.into(),
     };
+    if let Some(owner) = &ended {
+        state.sessions.invalidate(owner).await;
+    }
     let owner = sessions::owner(state.db.pool(), &session)
         .await
         .ok()
         .flatten();
-    tracing::warn!(ended, "refresh token reuse detected: session ended");
+    tracing::warn!(
+        ended = ended.is_some(),
+        "refresh token reuse detected: session ended"
+    );
     if let Err(e) = audit::record(
         &state.db,
         Event::RefreshReuse,
@@ -268,10 +274,11 @@ pub async fn revoke(state: &AuthState, ctx: &RequestContext, token: &str) -> Res
         state.tokens.verify(token).ok().map(|c| c.sid)
     };
     if let Some(session) = session
-        && sessions::end(state.db.pool(), &session, EndReason::Revoked, now).await?
+        && let Some(owner) =
+            sessions::end(state.db.pool(), &session, EndReason::Revoked, now).await?
     {
-        let owner = sessions::owner(state.db.pool(), &session).await?;
-        audit::record(&state.db, Event::Revoke, ctx, owner.as_deref(), None).await?;
+        state.sessions.invalidate(&owner).await;
+        audit::record(&state.db, Event::Revoke, ctx, Some(&owner), None).await?;
     }
     Ok(())
 }

@@ -311,6 +311,7 @@ pub async fn logout(
         storage::now_ms(),
     )
     .await?;
+    state.sessions.invalidate(&caller.user.id).await;
     audit::record(&state.db, Event::Logout, &ctx, Some(&caller.user.id), None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

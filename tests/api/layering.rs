@@ -23,8 +23,9 @@ pub const LAYERS: &[&[&str]] = &[
     // The typed configuration.
     &["settings"],
     // Engines that know nothing about HTTP: the database, the limiter
-    // engine and its stores, logging.
-    &["storage", "ratelimit", "telemetry"],
+    // engine and its stores, logging, the session cache and the channels
+    // that invalidate it.
+    &["storage", "ratelimit", "telemetry", "cache"],
     // HTTP plumbing: the layer stack, client IP, request id, CORS,
     // headers, the rate-limit middleware. Knows no users or databases.
     &["http"],

@@ -25,6 +25,7 @@ mod proxy;
 #[path = "../../src/ratelimit/tests/server.rs"]
 mod redis_server;
 mod scale_out;
+mod session_cache;
 mod sql_hygiene;
 mod text;
 mod tokens;
