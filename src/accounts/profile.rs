@@ -108,8 +108,10 @@ async fn confirm_password(
     password: &str,
     field: &str,
 ) -> Result<()> {
-    let account = caller.user.username.to_lowercase();
-    if let Err(wait) = state.throttle.check(&account).await {
+    // The login's key: a wrong password here counts toward the same budget
+    // as a failed login.
+    let account = crate::auth::backoff::account_key(&caller.user.id);
+    if let Err(wait) = state.throttle.attempt(&account).await {
         let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Err(ApiError::TooManyRequests { retry_after });
     }
@@ -119,7 +121,6 @@ async fn confirm_password(
         .verify(password.to_owned(), stored.map(|h| h.expose().to_owned()))
         .await?;
     if verified == Verified::No {
-        state.throttle.failure(&account).await;
         return Err(ApiError::Validation(vec![FieldError::new(
             field,
             "is incorrect",

@@ -16,6 +16,17 @@ use super::throttle::{FORGET_AFTER, LoginThrottle};
 use crate::ratelimit::failover::FailoverStore;
 use crate::ratelimit::redis::{BackoffOp, RedisStore};
 
+/// The back-off key of an existing account: its username and email share
+/// it.
+pub fn account_key(user_id: &str) -> String {
+    format!("id:{user_id}")
+}
+
+/// The back-off key of a name that resolves to no account.
+pub fn name_key(normalised_name: &str) -> String {
+    format!("name:{normalised_name}")
+}
+
 /// The back-off the login paths consult and feed.
 #[derive(Debug)]
 pub struct Backoff {
@@ -82,30 +93,22 @@ impl Backoff {
         }
     }
 
-    /// `Err(wait)` while the account name is backing off.
-    pub async fn check(&self, name: &str) -> Result<(), Duration> {
-        let name = name.to_lowercase();
-        match self.remote(&name, BackoffOp::Check).await {
-            Some(wait) if wait.is_zero() => Ok(()),
-            Some(wait) => Err(wait),
-            None => self.local.check(&name, Instant::now()),
-        }
-    }
-
-    /// Records a failed login of `name`; returns the wait it imposes.
-    pub async fn failure(&self, name: &str) -> Duration {
-        let name = name.to_lowercase();
-        let op = self.shared.as_ref().map(|s| BackoffOp::Failure {
+    /// `Err(wait)` while `account` is backing off; otherwise the attempt is
+    /// reserved as a failure, atomically with the check (one script in
+    /// Redis), and may go ahead. Only [`Backoff::success`] takes it back.
+    pub async fn attempt(&self, account: &str) -> Result<(), Duration> {
+        let account = account.to_lowercase();
+        let op = self.shared.as_ref().map(|s| BackoffOp::Attempt {
             free: s.free,
             max_delay: s.max_delay,
             forget: FORGET_AFTER,
         });
         if let Some(op) = op
-            && let Some(wait) = self.remote(&name, op).await
+            && let Some(wait) = self.remote(&account, op).await
         {
-            return wait;
+            return if wait.is_zero() { Ok(()) } else { Err(wait) };
         }
-        self.local.failure(&name, Instant::now())
+        self.local.attempt(&account, Instant::now())
     }
 
     /// Forgets `name` after a successful login, everywhere it is counted.

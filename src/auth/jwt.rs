@@ -39,6 +39,8 @@ pub enum TokenError {
     Invalid(#[from] jsonwebtoken::errors::Error),
     #[error("token header refused: {0}")]
     Header(&'static str),
+    #[error("token claims refused: {0}")]
+    Claims(&'static str),
 }
 
 /// Signs and verifies access tokens.
@@ -133,6 +135,17 @@ impl AccessTokens {
         {
             return Err(TokenError::Header("key-selection headers are not accepted"));
         }
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
+        // `iat_ms` decides whether a token predates a password change: one
+        // issued "in the future" would outlive the next change.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let latest = now_ms.saturating_add(self.validation.leeway.saturating_mul(1000));
+        if claims.iat.saturating_mul(1000) > latest || claims.iat_ms > latest {
+            return Err(TokenError::Claims("issued in the future"));
+        }
+        Ok(claims)
     }
 }

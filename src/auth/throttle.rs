@@ -1,13 +1,17 @@
-//! Back-off for failed logins, per account name.
+//! Back-off for failed logins, per account.
 //!
-//! Keyed by the name as submitted (lower-cased), whether or not such an
-//! account exists, so the back-off itself reveals nothing. The first
-//! `free` consecutive failures cost nothing; each later one doubles the
-//! wait, from one second up to `max_delay`. A success clears the count,
-//! and an hour without failures forgets it: the wait never becomes a
-//! permanent lockout. With the defaults (5 free, 15 minutes at most) an
-//! account can see at most about 20 failed attempts an hour, well inside
-//! ASVS 5.0's ceiling of 100.
+//! Keyed by the account (its id when the submitted name resolves to one,
+//! so its username and email share one budget; the normalised name
+//! otherwise, so unknown names behave exactly alike and the back-off
+//! reveals nothing). Every attempt is **reserved** as a failure when it is
+//! let through, atomically with the check, before the password is hashed:
+//! attempts in flight count, so a burst of concurrent guesses gets no more
+//! checks than sequential ones. A success clears the count. `free`
+//! attempts may follow one another without a wait; from then on each
+//! failure doubles the wait, from one second up to `max_delay`, and an hour
+//! without failures forgets the account: never a permanent lockout. With
+//! the defaults (5 free, 15 minutes at most) an account can see about 20
+//! failed attempts an hour, well inside ASVS 5.0's ceiling of 100.
 //!
 //! This table is per process; [`super::backoff::Backoff`] puts it behind
 //! a back-off shared through Redis when one is configured.
@@ -55,18 +59,16 @@ impl LoginThrottle {
         (key, shard.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// `Err(wait)` while the account name is backing off.
-    pub fn check(&self, account: &str, now: Instant) -> Result<(), Duration> {
-        let (key, map) = self.shard(account);
-        match map.get(&key) {
-            Some(e) if e.blocked_until > now => Err(e.blocked_until - now),
-            _ => Ok(()),
-        }
-    }
-
-    /// Records a failure and returns the wait it imposes.
-    pub fn failure(&self, account: &str, now: Instant) -> Duration {
+    /// `Err(wait)` while the account is backing off; otherwise the attempt
+    /// is recorded as a failure (until [`LoginThrottle::success`] clears
+    /// it) and may go ahead.
+    pub fn attempt(&self, account: &str, now: Instant) -> Result<(), Duration> {
         let (key, mut map) = self.shard(account);
+        if let Some(e) = map.get(&key)
+            && e.blocked_until > now
+        {
+            return Err(e.blocked_until - now);
+        }
         if !map.contains_key(&key) && map.len() >= self.shard_cap {
             // Forget the names whose last failure is oldest.
             crate::ratelimit::bounded::evict_tenth(&mut map, |e| e.last);
@@ -81,9 +83,8 @@ impl LoginThrottle {
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.last = now;
-        let delay = self.delay(entry.failures);
-        entry.blocked_until = now + delay;
-        delay
+        entry.blocked_until = now + self.delay(entry.failures);
+        Ok(())
     }
 
     /// Clears the account name after a successful login.
@@ -92,11 +93,13 @@ impl LoginThrottle {
         map.remove(&key);
     }
 
+    /// The wait after `failures` attempts: none before the `free`-th, then
+    /// 1 s doubling.
     fn delay(&self, failures: u32) -> Duration {
-        if failures <= self.free {
+        if failures < self.free {
             return Duration::ZERO;
         }
-        let exponent = (failures - self.free - 1).min(30);
+        let exponent = (failures - self.free).min(30);
         Duration::from_secs(1u64 << exponent).min(self.max_delay)
     }
 }
@@ -109,55 +112,66 @@ mod tests {
         LoginThrottle::new(5, Duration::from_secs(900), 10_000)
     }
 
+    /// The attempts let through back to back, and the wait after them.
+    fn burst(t: &LoginThrottle, name: &str, now: Instant) -> (usize, Duration) {
+        let mut passed = 0;
+        for _ in 0..60 {
+            match t.attempt(name, now) {
+                Ok(()) => passed += 1,
+                Err(wait) => return (passed, wait),
+            }
+        }
+        (passed, Duration::ZERO)
+    }
+
     #[test]
-    fn the_first_failures_are_free_then_the_wait_doubles() {
+    fn free_attempts_then_a_wait_that_doubles() {
         let t = throttle();
         let now = Instant::now();
-        let waits: Vec<u64> = (0..8).map(|_| t.failure("Ada", now).as_secs()).collect();
-        assert_eq!(waits, [0, 0, 0, 0, 0, 1, 2, 4]);
-        assert!(t.check("ada", now).is_err(), "names are case-insensitive");
-        assert!(t.check("ada", now + Duration::from_secs(9)).is_ok());
+        assert_eq!(burst(&t, "Ada", now), (5, Duration::from_secs(1)));
+        assert!(t.attempt("ada", now).is_err(), "names are case-insensitive");
+        let later = now + Duration::from_secs(1);
+        assert_eq!(burst(&t, "ada", later), (1, Duration::from_secs(2)));
+        let later = later + Duration::from_secs(2);
+        assert_eq!(burst(&t, "ada", later), (1, Duration::from_secs(4)));
     }
 
     #[test]
     fn a_success_clears_the_count() {
         let t = throttle();
         let now = Instant::now();
-        for _ in 0..7 {
-            t.failure("ada", now);
-        }
+        burst(&t, "ada", now);
         t.success("ada");
-        assert!(t.check("ada", now).is_ok());
-        assert_eq!(t.failure("ada", now), Duration::ZERO);
+        assert_eq!(burst(&t, "ada", now).0, 5);
     }
 
     #[test]
     fn the_wait_is_capped_and_never_permanent() {
         let t = throttle();
-        let now = Instant::now();
-        for _ in 0..50 {
-            t.failure("ada", now);
+        let mut now = Instant::now();
+        let mut waits = Vec::new();
+        for _ in 0..20 {
+            let (_, wait) = burst(&t, "ada", now);
+            waits.push(wait);
+            now += wait;
         }
-        assert_eq!(t.failure("ada", now), Duration::from_secs(900));
-        assert!(t.check("ada", now + Duration::from_secs(901)).is_ok());
+        assert_eq!(waits.last(), Some(&Duration::from_secs(900)));
+        assert!(t.attempt("ada", now).is_ok());
     }
 
     #[test]
-    fn an_attacker_gets_fewer_than_100_failures_an_hour() {
+    fn an_attacker_gets_fewer_than_100_attempts_an_hour() {
         let t = throttle();
         let start = Instant::now();
         let mut now = start;
         let mut attempts = 0;
         while now < start + FORGET_AFTER {
-            match t.check("ada", now) {
-                Ok(()) => {
-                    t.failure("ada", now);
-                    attempts += 1;
-                }
+            match t.attempt("ada", now) {
+                Ok(()) => attempts += 1,
                 Err(wait) => now += wait,
             }
         }
-        assert!(attempts < 100, "{attempts} failures in an hour");
+        assert!(attempts < 100, "{attempts} attempts in an hour");
     }
 
     #[test]
@@ -165,7 +179,7 @@ mod tests {
         let t = LoginThrottle::new(5, Duration::from_secs(900), 1_000);
         let now = Instant::now();
         for n in 0..20_000 {
-            t.failure(&format!("user{n}"), now);
+            let _ = t.attempt(&format!("user{n}"), now);
         }
         let total: usize = t.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(total <= 1_000, "{total}");

@@ -88,12 +88,11 @@ pub struct RedisStore {
 /// One step of the failed-login back-off kept in Redis (see `backoff.lua`).
 #[derive(Debug, Clone, Copy)]
 pub enum BackoffOp {
-    /// How long the name must still wait.
-    Check,
-    /// Records a failure: `free` failures cost nothing, then 1 s doubling
-    /// up to `max_delay`; the name is forgotten `forget` after its last
-    /// failure.
-    Failure {
+    /// Refuses with the wait left while the account backs off; otherwise
+    /// records the attempt as a failure and answers zero: `free` attempts
+    /// without a wait, then 1 s doubling up to `max_delay`; the account is
+    /// forgotten `forget` after its last attempt.
+    Attempt {
         free: u32,
         max_delay: Duration,
         forget: Duration,
@@ -236,14 +235,13 @@ impl RedisStore {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let mut invocation = self.backoff.key(self.backoff_key(name));
         match op {
-            BackoffOp::Check => invocation.arg("check"),
             BackoffOp::Success => invocation.arg("success"),
-            BackoffOp::Failure {
+            BackoffOp::Attempt {
                 free,
                 max_delay,
                 forget,
             } => invocation
-                .arg("failure")
+                .arg("attempt")
                 .arg(free)
                 .arg(ms(max_delay))
                 .arg(ms(forget).max(1)),

@@ -142,7 +142,7 @@ impl AuthSettings {
             failed_login_free: r.int(
                 Setting::new("auth.failed_login_free", "PALISADE_FAILED_LOGIN_FREE", "5")
                     .range(1, 100)
-                    .help("Consecutive failed logins per account name before the back-off starts."),
+                    .help("Login attempts per account that may follow one another without a wait; from then on each failure doubles the wait. Attempts in flight count."),
             )?,
             failed_login_max_delay: r.duration(
                 Setting::new("auth.failed_login_max_delay", "PALISADE_FAILED_LOGIN_MAX_DELAY", "15m")

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::auth::AuthState;
 use crate::auth::audit::{self, Event, RequestContext};
 use crate::auth::hashing::Verified;
-use crate::auth::refresh;
+use crate::auth::{backoff, refresh};
 use crate::domain::User;
 use crate::error::ApiError;
 use crate::storage::{self, refresh_tokens, sessions, sessions::EndReason, users};
@@ -130,10 +130,17 @@ pub async fn password_login(
     if let Some((_, refused)) = checks.iter().find(|(_, d)| !d.allowed) {
         return Err(GrantError::Throttled(refused.reset));
     }
-    if let Err(wait) = state.throttle.check(&account).await {
+    // The back-off is keyed by the account the name resolves to (so its
+    // username and email share one budget), or by the name when none does,
+    // and the attempt is reserved before the password is checked.
+    let found = users::find_by_login(state.db.pool(), &account).await?;
+    let backoff_key = match &found {
+        Some((user, _)) => backoff::account_key(&user.id),
+        None => backoff::name_key(&account),
+    };
+    if let Err(wait) = state.throttle.attempt(&backoff_key).await {
         return Err(GrantError::Throttled(wait));
     }
-    let found = users::find_by_login(state.db.pool(), &account).await?;
     let verified = state
         .hasher
         .verify(
@@ -151,7 +158,6 @@ pub async fn password_login(
     let user = match (user, failure) {
         (Some(user), None) => user,
         (user, reason) => {
-            state.throttle.failure(&account).await;
             audit::record(
                 &state.db,
                 Event::LoginFailure,
@@ -163,7 +169,7 @@ pub async fn password_login(
             return Err(GrantError::InvalidCredentials);
         }
     };
-    state.throttle.success(&account).await;
+    state.throttle.success(&backoff_key).await;
     if verified == (Verified::Yes { upgrade: true }) {
         let new_hash = state
             .hasher

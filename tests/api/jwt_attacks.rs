@@ -235,3 +235,34 @@ async fn malformed_authorization_headers_are_refused() {
         "the scheme is case-insensitive (RFC 7235)"
     );
 }
+
+/// A token "issued" after now would outlive the next password change (its
+/// `iat_ms` would not predate it): `iat` or `iat_ms` beyond the leeway is
+/// refused, even with a valid signature.
+#[tokio::test]
+async fn a_token_issued_in_the_future_is_refused() {
+    let (app, _, claims) = setup().await;
+    let ahead = now() + 3_600;
+    let mut both = claims.clone();
+    both["iat"] = json!(ahead);
+    both["iat_ms"] = json!(ahead * 1_000);
+    assert_refused(
+        &app,
+        &sign(&header(), &both, SECRET.as_bytes()),
+        "iat in the future",
+    )
+    .await;
+    let mut ms_only = claims.clone();
+    ms_only["iat_ms"] = json!(ahead * 1_000);
+    assert_refused(
+        &app,
+        &sign(&header(), &ms_only, SECRET.as_bytes()),
+        "iat_ms in the future",
+    )
+    .await;
+    // Within the leeway (30 s) it is clock skew, and accepted.
+    let mut skewed = claims;
+    skewed["iat_ms"] = json!((now() + 10) * 1_000);
+    let token = sign(&header(), &skewed, SECRET.as_bytes());
+    assert_eq!(app.get_profile(&token).await.status(), 200);
+}

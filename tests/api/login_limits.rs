@@ -65,9 +65,11 @@ async fn failed_logins_for_one_account_back_off_whatever_the_address() {
         .await;
         assert_eq!(response.status(), 400);
     }
-    // The sixth failure from yet another address: now the name backs off.
-    let response = token_from(&app, "10.0.1.1", "ADA_L", "still not the password").await;
-    assert_eq!(response.status(), 400);
+    // Five attempts back to back are free; the sixth, from yet another
+    // address and by the account's email, waits, even with the right
+    // password: the name and the email are one account, one budget.
+    let response = token_from(&app, "10.0.1.1", "ADA_L@example.org", "still not it").await;
+    problem(response, 429).await;
     let blocked = token_from(&app, "10.0.1.2", "ada_l", PASSWORD).await;
     assert!(blocked.headers().contains_key("retry-after"));
     problem(blocked, 429).await;
@@ -101,7 +103,41 @@ async fn names_that_do_not_exist_back_off_exactly_alike() {
         answers.push(statuses);
     }
     assert_eq!(answers[0], answers[1]);
-    assert_eq!(answers[0], [400, 400, 400, 400, 400, 400, 429]);
+    assert_eq!(answers[0], [400, 400, 400, 400, 400, 429, 429]);
+}
+
+/// The red-team finding: the back-off was checked before the password was
+/// hashed and recorded after, so every guess in flight passed the check.
+/// Now each attempt is reserved at the check: a burst of 60 concurrent
+/// wrong guesses from 60 addresses gets at most the 5 free attempts
+/// checked (the production hash cost makes the burst overlap for real),
+/// and the right password, sent after them, is refused like the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_guesses_gets_no_more_checks_than_the_free_attempts() {
+    let app = spawn_app(&[
+        ("PALISADE_TRUSTED_PROXIES", "127.0.0.1"),
+        ("PALISADE_ARGON2_MEMORY_KIB", "19456"),
+        ("PALISADE_ARGON2_ITERATIONS", "2"),
+    ])
+    .await;
+    app.register("ada_l").await;
+    let guesses = (0..60).map(|n| {
+        let app = &app;
+        async move {
+            let ip = format!("10.1.{}.{}", n / 250, n % 250 + 1);
+            token_from(app, &ip, "ada_l", &format!("wrong guess {n}"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 400).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 60, "{statuses:?}");
+    assert!(checked <= 5, "{checked} passwords checked: {statuses:?}");
+    let right = token_from(&app, "10.2.0.1", "ada_l", PASSWORD).await;
+    problem(right, 429).await;
 }
 
 #[tokio::test]

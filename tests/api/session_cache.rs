@@ -32,7 +32,7 @@ fn caching(app: &TestApp) -> bool {
 /// Waits until every instance's cache is in use (the control socket is
 /// served, or the Redis heartbeat was heard) or off (no channel, or
 /// another instance serves the SQLite file's socket).
-async fn until_usable(apps: &[TestApp]) {
+pub async fn until_usable(apps: &[TestApp]) {
     let start = Instant::now();
     while !apps
         .iter()
@@ -48,7 +48,7 @@ async fn until_usable(apps: &[TestApp]) {
 
 /// GET /profile twice on every instance, asserting 200 and that each
 /// caching instance answered the second from its cache.
-async fn cache_everywhere(apps: &[TestApp], token: &str) {
+pub async fn cache_everywhere(apps: &[TestApp], token: &str) {
     for app in apps {
         let before = hits(app);
         for _ in 0..2 {
@@ -64,7 +64,7 @@ async fn cache_everywhere(apps: &[TestApp], token: &str) {
     );
 }
 
-async fn assert_refused_everywhere(apps: &[TestApp], token: &str, event: &str) {
+pub async fn assert_refused_everywhere(apps: &[TestApp], token: &str, event: &str) {
     for app in apps {
         let status = app.get_profile(token).await.status();
         assert_eq!(

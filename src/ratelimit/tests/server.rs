@@ -125,6 +125,55 @@ fn answers_ping(port: u16) -> bool {
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
+/// A Redis Cluster of three primaries (no replicas) on free ports, formed
+/// with `redis-cli --cluster create` and waited for until every node says
+/// `cluster_state:ok`; with the nodes' URLs.
+pub async fn start_cluster() -> ([RedisServer; 3], Vec<String>) {
+    let cluster: [RedisServer; 3] = std::array::from_fn(|_| {
+        RedisServer::start_with(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ])
+    });
+    let addrs: Vec<String> = cluster
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port()))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli is installed with redis-server");
+    assert!(created.status.success(), "{created:?}");
+    let mut urls = Vec::new();
+    for server in &cluster {
+        let mut c = inspect(server).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            if info.contains("cluster_state:ok") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not form: {info}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        urls.push(server.url());
+    }
+    (cluster, urls)
+}
+
 /// A plain connection for a test to look inside a server.
 pub async fn inspect(server: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(server.url())
