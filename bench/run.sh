@@ -741,27 +741,38 @@ BENCH_SECRET=bench-only-signing-secret-5f0c2a9e1d7b43c8a6e4
 
 # k: GET /profile as g, on PostgreSQL (a fresh database on the local
 # server, dropped afterwards) with Redis carrying the session cache's
-# invalidations, as a scaled-out instance runs. The cache is in use once
-# the instance hears its Redis heartbeat (readiness says redis ok, and the
-# warm-up runs first).
+# invalidations, as a scaled-out instance runs. Two variants: "k" as
+# deployed, so the default rate-limit policy is one GCRA decision in Redis
+# per request (what scenario i measures alone), and "k0" with rate
+# limiting off, the session cache's path alone. The number of database
+# transactions during the wrk run (pg_stat_database.xact_commit) shows
+# whether the cache answered: it must stay far below the requests.
 scenario_k() {
   command -v psql >/dev/null || die "k: psql is not installed"
-  local db="palisade_bench_k_$$"
-  psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $db" >/dev/null ||
-    die "k: cannot create a database on 127.0.0.1:5432 (user postgres)"
-  start_redis
-  start_auth k DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" \
-    REDIS_URL="redis://127.0.0.1:$REDIS_PORT" PALISADE_JWT_SECRET="$BENCH_SECRET"
-  local pid=$SERVER_PID
-  curl -s "$SERVER_URL/health/ready" | grep -q '"redis":"ok"' || die "k: palisade is not on Redis"
-  run_wrk k "$SERVER_URL/profile" -H "Authorization: Bearer $TOKEN"
-  [ "$WRK_NON2XX" = 0 ] || log "WARNING: k got $WRK_NON2XX non-2xx answers"
-  RESULT[k_rps]=$WRK_RPS RESULT[k_p99]=$WRK_P99_MS RESULT[k_cpu]=$WRK_SERVER_CPU_US
-  RESULT[k_non2xx]=$WRK_NON2XX
-  RESULT[ka]=$(pct "$WRK_RPS" "${RESULT[a_rps]:-0}")
-  stop_pid "$pid"
-  stop_pid "$REDIS_PID"
-  psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null || true
+  local variant db pid before after
+  for variant in k k0; do
+    db="palisade_bench_${variant}_$$"
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $db" >/dev/null ||
+      die "k: cannot create a database on 127.0.0.1:5432 (user postgres)"
+    start_redis
+    local -a extra=(DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
+      REDIS_URL="redis://127.0.0.1:$REDIS_PORT" PALISADE_JWT_SECRET="$BENCH_SECRET")
+    [ "$variant" = k ] || extra+=(PALISADE_RATE_LIMIT_ENABLED=false)
+    start_auth "$variant" "${extra[@]}"
+    pid=$SERVER_PID
+    curl -s "$SERVER_URL/health/ready" | grep -q '"redis":"ok"' || die "$variant: palisade is not on Redis"
+    before=$(psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+    run_wrk "$variant" "$SERVER_URL/profile" -H "Authorization: Bearer $TOKEN"
+    after=$(psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+    [ "$WRK_NON2XX" = 0 ] || log "WARNING: $variant got $WRK_NON2XX non-2xx answers"
+    RESULT[${variant}_rps]=$WRK_RPS RESULT[${variant}_p99]=$WRK_P99_MS RESULT[${variant}_cpu]=$WRK_SERVER_CPU_US
+    RESULT[${variant}_non2xx]=$WRK_NON2XX RESULT[${variant}_xact]=$(( after - before ))
+    RESULT[${variant}a]=$(pct "$WRK_RPS" "${RESULT[a_rps]:-0}")
+    log "$variant: $(( after - before )) database transactions during the run (the statistics lag by up to a second)"
+    stop_pid "$pid"
+    stop_pid "$REDIS_PID"
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null || true
+  done
 }
 
 # p50 of a wrk --latency output, in ms.
@@ -854,6 +865,11 @@ summary() {
   row "k  /profile, p99 ms" "$(r k_p99)" "" ""
   row "k  server CPU per request, us" "$(r k_cpu)" "" ""
   row "k  non-2xx answers" "$(r k_non2xx)" "0" "$(verdict "$(r k_non2xx)" "<=" 0)"
+  row "k  database transactions during the run" "$(r k_xact)" "" ""
+  row "k0 same, rate limiting off, req/s" "$(r k0_rps)" "" ""
+  row "k0 same, rate limiting off, % of a" "$(r k0a)" ">= ${TARGET_PROFILE_SCALE_PCT}% of a" "$(verdict "$(r k0a)" ">=" "$TARGET_PROFILE_SCALE_PCT")"
+  row "k0 server CPU per request, us" "$(r k0_cpu)" "" ""
+  row "k0 database transactions during the run" "$(r k0_xact)" "" ""
   row "h  one Argon2id hash (OWASP), ms" "$(r h_hash_ms)" "" ""
   row "h  ideal logins/s (cores / hash)" "$(r h_ideal)" "" ""
   row "h  logins/s during the storm" "$(r h_logins)" "" ""

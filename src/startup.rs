@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::auth::backoff::Backoff;
 use crate::auth::extractor::bearer;
@@ -18,6 +17,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::cache::bus::Bus;
 use crate::cache::{Channel, SessionCache, control};
 use crate::domain::PasswordPolicy;
+use crate::http::server::{self as http_server, ConnectionCounters, ConnectionLimits};
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::failover::{FailoverStore, fallback_for};
 use crate::ratelimit::redis::RedisStore;
@@ -32,6 +32,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    max_connections: usize,
+    connections: Arc<ConnectionCounters>,
 }
 
 /// Builds the shared state: database (migrated), keys, hashing pool,
@@ -98,11 +100,24 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
         let router = routes::router(state.clone());
+        let max_connections = connection_cap(&state.settings);
         Ok(Self {
             listener,
             router,
             state,
+            max_connections,
+            connections: Arc::new(ConnectionCounters::default()),
         })
+    }
+
+    /// What the connection limits did so far (for tests and operations).
+    pub fn connections(&self) -> Arc<ConnectionCounters> {
+        Arc::clone(&self.connections)
+    }
+
+    /// The number of connections served at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// The address the server listens on (with the real port when the
@@ -146,24 +161,27 @@ impl Application {
             _ => None,
         };
 
-        let stopping = Arc::new(Notify::new());
-        let signal = Arc::clone(&stopping);
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+        let server = &self.state.settings.server;
+        let limits = ConnectionLimits {
+            header_read_timeout: server.header_read_timeout,
+            keep_alive_timeout: server.keep_alive_timeout,
+            max_connections: self.max_connections,
+        };
+        let drain_limit = server.shutdown_timeout;
+        let stop = async move {
             stop.await;
             tracing::info!("shutting down: draining in-flight requests");
-            signal.notify_one();
-        });
-        let drain_limit = self.state.settings.server.shutdown_timeout;
-        let result = tokio::select! {
-            result = serve => result,
-            () = async { stopping.notified().await; tokio::time::sleep(drain_limit).await } => {
-                tracing::warn!(limit = ?drain_limit, "in-flight requests did not finish in time; stopping anyway");
-                Ok(())
-            }
         };
+        http_server::serve(
+            self.listener,
+            self.router,
+            limits,
+            Arc::clone(&self.connections),
+            stop,
+            drain_limit,
+        )
+        .await;
+        let result = Ok(());
         sweeper.abort();
         if let Some(control) = control {
             control.abort();
@@ -172,6 +190,39 @@ impl Application {
         }
         result
     }
+}
+
+/// Descriptors kept free of connections: the database pool, Redis (the
+/// limiter's, the back-off's and the session bus's connections), the
+/// control socket, log files, and what the runtime and libraries open.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// `server.max_connections`, or, when it is `0`, what the open-file limit
+/// leaves once the soft limit is raised to the hard one (both logged):
+/// room for the database pool, [`RESERVED_DESCRIPTORS`] and the
+/// connections allowed to wait for a slot, at least 16.
+fn connection_cap(settings: &Settings) -> usize {
+    let (soft_before, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
+    let soft = rlimit::increase_nofile_limit(hard).unwrap_or(soft_before);
+    let configured = settings.server.max_connections;
+    let cap = if configured > 0 {
+        configured
+    } else {
+        let pool = u64::from(settings.database.max_connections);
+        let room = soft.saturating_sub(pool + RESERVED_DESCRIPTORS);
+        // Those waiting for a slot hold a descriptor too (at most a
+        // sixteenth of the cap, see `ConnectionLimits::max_waiting`).
+        let cap = usize::try_from(room * 16 / 17).unwrap_or(usize::MAX);
+        cap.clamp(16, 1_000_000)
+    };
+    tracing::info!(
+        soft_limit_at_start = soft_before,
+        soft_limit = soft,
+        hard_limit = hard,
+        max_connections = cap,
+        "open-file limit"
+    );
+    cap
 }
 
 /// With `REDIS_URL`: the Redis store every instance counts in, behind a

@@ -12,5 +12,6 @@ pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
 pub mod security_headers;
+pub mod server;
 pub mod stack;
 pub mod timeout;

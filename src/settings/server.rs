@@ -22,6 +22,14 @@ pub struct ServerSettings {
     pub forwarded_header: ForwardedHeader,
     pub ipv6_prefix: u8,
     pub docs: bool,
+    /// Longest a new connection may take to deliver its first request's
+    /// headers.
+    pub header_read_timeout: Duration,
+    /// Longest a keep-alive connection may sit idle between requests (and
+    /// take to deliver the headers of a later one).
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once; `0` derives it from the file limit.
+    pub max_connections: usize,
 }
 
 /// The header trusted proxies put the client chain in.
@@ -35,7 +43,7 @@ pub enum ForwardedHeader {
 
 impl ServerSettings {
     pub(super) fn read(r: &mut Reader) -> Option<Self> {
-        Some(Self {
+        let settings = Self {
             bind: r.parse(
                 Setting::new("server.bind", "PALISADE_BIND", "127.0.0.1:8000")
                     .help("Listen address, `HOST:PORT` (`--bind`)."),
@@ -85,7 +93,30 @@ impl ServerSettings {
                 Setting::new("server.docs", "PALISADE_DOCS", "true")
                     .help("Serve `/openapi.json` and Swagger UI at `/docs`."),
             )?,
-        })
+            header_read_timeout: r.duration(
+                Setting::new("server.header_read_timeout", "PALISADE_HEADER_READ_TIMEOUT", "10s")
+                    .help("Longest a new connection may take to send its first request's headers; past it the connection is closed, so slow or silent clients cannot hold it."),
+            )?,
+            keep_alive_timeout: r.duration(
+                Setting::new("server.keep_alive_timeout", "PALISADE_KEEP_ALIVE_TIMEOUT", "60s")
+                    .help("Longest a keep-alive connection may stay idle between requests, and take to send a later request's headers; past it the connection is closed. Keep it above your load balancer's idle timeout."),
+            )?,
+            max_connections: r.int(
+                Setting::new("server.max_connections", "PALISADE_MAX_CONNECTIONS", "0")
+                    .range(0, 10_000_000)
+                    .note("derived from the file limit")
+                    .help("Connections served at once. `0`: the process's open-file limit (raised to its hard limit at start-up) less room for the database pool, Redis and files. A connection over the cap waits up to a second for a free slot, then is closed; connections already open keep being served."),
+            )?,
+        };
+        for (key, value) in [
+            ("server.header_read_timeout", settings.header_read_timeout),
+            ("server.keep_alive_timeout", settings.keep_alive_timeout),
+        ] {
+            if value.is_zero() {
+                r.problem(key, "must be more than zero");
+            }
+        }
+        Some(settings)
     }
 }
 

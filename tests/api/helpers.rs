@@ -24,6 +24,8 @@ pub struct TestServer {
 pub struct TestApp {
     server: TestServer,
     pub state: palisade::AppState,
+    /// What the connection limits did.
+    pub connections: std::sync::Arc<palisade::http::server::ConnectionCounters>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -198,6 +200,7 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr().unwrap();
     let state = app.state().clone();
+    let connections = app.connections();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         server: TestServer {
@@ -207,6 +210,7 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
             _shared: None,
         },
         state,
+        connections,
     }
 }
 

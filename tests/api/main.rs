@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod binary;
 mod config_docs;
+mod connections;
 mod cors;
 mod database;
 mod docs;
