@@ -244,7 +244,8 @@ fn shared_limits(
     let mut subkey = Hmac::<sha2::Sha256>::new_from_slice(secret.expose())
         .context("the signing secret cannot key an HMAC")?;
     subkey.update(b"palisade rate-limit key digests v1");
-    let redis = RedisStore::open(url.expose_secret())
+    let ca = redis_ca(settings)?;
+    let redis = RedisStore::open_with_ca(url.expose_secret(), ca.as_deref())
         .context("REDIS_URL")?
         .with_key_secret(&subkey.finalize().into_bytes());
     let (store, probe) = FailoverStore::new(
@@ -266,8 +267,12 @@ fn session_cache(settings: &Settings, db: &Db) -> anyhow::Result<SessionCache> {
     use secrecy::ExposeSecret;
     let bus = match &settings.redis.url {
         Some(url) => Some(
-            Bus::open(url.expose_secret(), settings.redis.invalidation_timeout)
-                .context("REDIS_URL")?,
+            Bus::open(
+                url.expose_secret(),
+                redis_ca(settings)?.as_deref(),
+                settings.redis.invalidation_timeout,
+            )
+            .context("REDIS_URL")?,
         ),
         None => None,
     };
@@ -288,6 +293,20 @@ fn session_cache(settings: &Settings, db: &Db) -> anyhow::Result<SessionCache> {
         tokio::spawn(bus.run(cache.clone()));
     }
     Ok(cache)
+}
+
+/// The CA certificates of `redis.ca_file`, read now so that a missing or
+/// unreadable file stops start-up.
+fn redis_ca(settings: &Settings) -> anyhow::Result<Option<Vec<u8>>> {
+    settings
+        .redis
+        .ca_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("redis.ca_file: cannot read {}", path.display()))
+        })
+        .transpose()
 }
 
 /// The configured signing secret, or for the embedded database one that is

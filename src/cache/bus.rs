@@ -71,10 +71,23 @@ impl std::fmt::Debug for Bus {
 
 impl Bus {
     /// A bus on `redis_url` (the first node of a comma-separated cluster
-    /// list), without I/O; `timeout` bounds each announcement.
-    pub fn open(redis_url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// list), trusting `ca` (PEM) for `rediss://` when given, without I/O;
+    /// `timeout` bounds each announcement.
+    pub fn open(redis_url: &str, ca: Option<&[u8]>, timeout: Duration) -> anyhow::Result<Self> {
         let first = redis_url.split(',').next().unwrap_or_default().trim();
-        let client = Client::open(first).context("REDIS_URL is not a valid Redis URL")?;
+        let client = match ca {
+            Some(ca) if first.starts_with("rediss://") => Client::build_with_tls(
+                first,
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.to_vec()),
+                },
+            )
+            .context(
+                "REDIS_URL is not a valid Redis URL, or redis.ca_file holds no usable certificate",
+            )?,
+            _ => Client::open(first).context("REDIS_URL is not a valid Redis URL")?,
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)))

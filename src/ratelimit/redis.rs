@@ -101,6 +101,24 @@ pub enum BackoffOp {
     Success,
 }
 
+/// A client for one server's URL, trusting `ca` (PEM) for `rediss://` when
+/// given. The error never repeats the URL, which may hold a password.
+pub fn client(redis_url: &str, ca: Option<&[u8]>) -> anyhow::Result<Client> {
+    match ca {
+        Some(ca) if redis_url.starts_with("rediss://") => Client::build_with_tls(
+            redis_url,
+            ::redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.to_vec()),
+            },
+        )
+        .context(
+            "REDIS_URL is not a valid Redis URL, or redis.ca_file holds no usable certificate",
+        ),
+        _ => Client::open(redis_url).context("REDIS_URL is not a valid Redis URL"),
+    }
+}
+
 /// The prefix of the back-off's keys.
 pub const BACKOFF_PREFIX: &str = "palisade:bo:";
 
@@ -129,12 +147,18 @@ impl RedisStore {
     /// hold a password), and outside a Tokio runtime, where the driver
     /// cannot start its background tasks.
     pub fn open(redis_url: &str) -> anyhow::Result<Self> {
+        Self::open_with_ca(redis_url, None)
+    }
+
+    /// [`RedisStore::open`], trusting only the CA certificates `ca` (PEM)
+    /// for `rediss://` when given, instead of the system's roots.
+    pub fn open_with_ca(redis_url: &str, ca: Option<&[u8]>) -> anyhow::Result<Self> {
         in_runtime()?;
         let nodes: Vec<&str> = redis_url.split(',').map(str::trim).collect();
         if nodes.len() > 1 {
-            return Self::open_cluster(&nodes);
+            return Self::open_cluster(&nodes, ca);
         }
-        let client = Client::open(redis_url).context("REDIS_URL is not a valid Redis URL")?;
+        let client = client(redis_url, ca)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(DRIVER_TIMEOUT))
             .set_response_timeout(Some(DRIVER_TIMEOUT))
@@ -151,10 +175,16 @@ impl RedisStore {
 
     /// A store for a Redis Cluster reached through `nodes` (one URL each; a
     /// single seed node is enough), without any I/O.
-    pub fn open_cluster(nodes: &[&str]) -> anyhow::Result<Self> {
+    pub fn open_cluster(nodes: &[&str], ca: Option<&[u8]>) -> anyhow::Result<Self> {
         in_runtime()?;
-        let client = ClusterClient::builder(nodes.iter().copied())
-            .retries(2)
+        let mut builder = ClusterClient::builder(nodes.iter().copied()).retries(2);
+        if let Some(ca) = ca {
+            builder = builder.certs(::redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.to_vec()),
+            });
+        }
+        let client = builder
             .build()
             .context("the Redis Cluster node list is not valid")?;
         let config = ClusterConfig::new()

@@ -148,9 +148,10 @@ impl AuthSettings {
                 Setting::new("auth.failed_login_max_delay", "PALISADE_FAILED_LOGIN_MAX_DELAY", "15m")
                     .help("Longest back-off after repeated failed logins (never a permanent lockout)."),
             )?,
-            session_cache_ttl: r.duration(
+            session_cache_ttl: r.parse(
                 Setting::new("auth.session_cache_ttl", "PALISADE_SESSION_CACHE_TTL", "10s")
                     .help("How long an instance may accept an access token's session from memory instead of the database (`0s`: off). Every session end or user change evicts it everywhere first (see [auth.md](auth.md#the-session-cache)); this bounds only the cases where an invalidation could not be delivered. Needs a channel to every writer: the embedded database, or Redis; PostgreSQL without Redis never caches."),
+                any_duration,
             )?,
             session_cache_size: r.int(
                 Setting::new("auth.session_cache_size", "PALISADE_SESSION_CACHE_SIZE", "10000")

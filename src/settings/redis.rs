@@ -1,6 +1,7 @@
 //! `[redis]`: the shared store that many instances count rate limits in.
 //! Off (every limit in the process) unless `REDIS_URL` is set.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -19,6 +20,9 @@ pub struct RedisSettings {
     /// Longest an instance that ends a session waits for every other to
     /// confirm it evicted it.
     pub invalidation_timeout: Duration,
+    /// CA certificates (PEM) to trust for `rediss://` instead of the
+    /// system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl RedisSettings {
@@ -52,6 +56,13 @@ impl RedisSettings {
                 Setting::new("redis.invalidation_timeout", "PALISADE_REDIS_INVALIDATION_TIMEOUT", "500ms")
                     .help("Longest a request that ended a session waits for every instance to confirm, through Redis, that it dropped the session from its cache; past it the request answers anyway and the miss is logged and counted."),
             )?,
+            ca_file: r
+                .parse(
+                    Setting::unset("redis.ca_file", "PALISADE_REDIS_CA_FILE")
+                        .help("PEM file of the CA certificates to trust for `rediss://` (a managed Redis with a private CA) instead of the system's roots. Read at start-up."),
+                    |text| Ok::<_, String>(PathBuf::from(text)),
+                )
+                .filter(|p| !p.as_os_str().is_empty()),
         })
     }
 }

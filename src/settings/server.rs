@@ -108,14 +108,6 @@ impl ServerSettings {
                     .help("Connections served at once. `0`: the process's open-file limit (raised to its hard limit at start-up) less room for the database pool, Redis and files. A connection over the cap waits up to a second for a free slot, then is closed; connections already open keep being served."),
             )?,
         };
-        for (key, value) in [
-            ("server.header_read_timeout", settings.header_read_timeout),
-            ("server.keep_alive_timeout", settings.keep_alive_timeout),
-        ] {
-            if value.is_zero() {
-                r.problem(key, "must be more than zero");
-            }
-        }
         Some(settings)
     }
 }

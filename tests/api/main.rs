@@ -25,6 +25,7 @@ mod proxy;
 #[allow(dead_code)]
 #[path = "../../src/ratelimit/tests/server.rs"]
 mod redis_server;
+mod redis_tls;
 mod scale_out;
 mod session_cache;
 mod sql_hygiene;

@@ -11,7 +11,7 @@ use std::process::Command;
 use crate::database::{POSTGRES, TEST_SECRET};
 use crate::helpers::{settings, spawn_app};
 
-fn run(cmd: &mut Command) {
+pub fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -33,7 +33,7 @@ fn pg_bin(name: &str) -> PathBuf {
 }
 
 /// Makes a CA and a certificate for 127.0.0.1 signed by it, in `dir`.
-fn certificates(dir: &Path, name: &str) -> PathBuf {
+pub fn certificates(dir: &Path, name: &str) -> PathBuf {
     let ec = [
         "-newkey",
         "ec",

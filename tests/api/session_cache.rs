@@ -369,3 +369,19 @@ async fn while_redis_is_down_sessions_are_checked_in_the_database_and_caching_re
     let t = apps[0].login("outage").await;
     cache_everywhere(&apps, &t.access_token).await;
 }
+
+#[tokio::test]
+async fn a_zero_ttl_turns_the_cache_off() {
+    let app = spawn_app(&[("PALISADE_SESSION_CACHE_TTL", "0s")]).await;
+    assert_eq!(app.state.sessions.channel(), palisade::cache::Channel::Off);
+    app.register("uncached").await;
+    let token = app.login("uncached").await.access_token;
+    assert_eq!(app.get_profile(&token).await.status(), 200);
+    // Every check reads the database: a session ended behind the cache's
+    // back is refused at once.
+    sqlx::query("UPDATE sessions SET expires_at = 0")
+        .execute(app.db())
+        .await
+        .unwrap();
+    assert_eq!(app.get_profile(&token).await.status(), 401);
+}
