@@ -651,6 +651,7 @@ scenario_h() {
   log "h: one Argon2id hash takes $hash_ms ms; ideal ${RESULT[h_ideal]} logins/s on $cores cores"
   start_auth h
   local pid=$SERVER_PID
+  RESULT[h_rss_idle]=$(kib_to_mib "$(vm_kib "$pid" VmRSS)")
   local bound=$(( $(to_seconds "$DURATION") + 60 ))
   local storm=$RESULTS/h-storm.wrk.txt profile=$RESULTS/h-profile.wrk.txt
   timeout -k 5 "$bound" wrk -t"$THREADS" -c"$STORM_CONNECTIONS" -d"$DURATION" --latency \
@@ -661,6 +662,10 @@ scenario_h() {
     -H "Authorization: Bearer $TOKEN" "$SERVER_URL/profile" >"$profile" 2>&1 9>&- ||
     { cat "$profile" >&2; die "h: the /profile wrk failed"; }
   wait "$storm_pid" || { cat "$storm" >&2; die "h: the login wrk failed"; }
+  RESULT[h_rss_peak]=$(kib_to_mib "$(vm_kib "$pid" VmHWM)")
+  sleep 5
+  RESULT[h_rss_after]=$(kib_to_mib "$(vm_kib "$pid" VmRSS)")
+  log "h: RSS idle ${RESULT[h_rss_idle]} MiB, peak ${RESULT[h_rss_peak]} MiB, 5 s after the storm ${RESULT[h_rss_after]} MiB"
   parse_wrk "$storm"
   RESULT[h_logins]=$WRK_RPS RESULT[h_login_p99]=$WRK_P99_MS RESULT[h_login_non2xx]=$WRK_NON2XX
   RESULT[h_pct]=$(pct "$WRK_RPS" "${RESULT[h_ideal]}")
@@ -877,6 +882,9 @@ summary() {
   row "h  login non-2xx answers" "$(r h_login_non2xx)" "0" "$(verdict "$(r h_login_non2xx)" "<=" 0)"
   row "h  /profile p99 during the storm, ms" "$(r h_profile_p99)" "<= ${TARGET_STORM_P99_MS} ms" "$(verdict "$(r h_profile_p99)" "<=" "$TARGET_STORM_P99_MS")"
   row "h  /profile req/s during the storm" "$(r h_profile_rps)" "" ""
+  row "h  RSS before the storm, MiB" "$(r h_rss_idle)" "" ""
+  row "h  peak RSS (VmHWM), MiB" "$(r h_rss_peak)" "" ""
+  row "h  RSS 5 s after the storm, MiB" "$(r h_rss_after)" "" ""
   row "i  /api/data on Redis, req/s" "$(r i_rps)" "" ""
   row "i  /api/data on Redis, % of a" "$(r ia)" ">= ${TARGET_REDIS_PCT}% of a" "$(verdict "$(r ia)" ">=" "$TARGET_REDIS_PCT")"
   row "i  /api/data on Redis, p99 ms" "$(r i_p99)" "" ""

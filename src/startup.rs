@@ -9,8 +9,9 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::auth::Authn;
 use crate::auth::backoff::Backoff;
-use crate::auth::extractor::bearer;
+use crate::auth::extractor::{authenticate, bearer};
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
 use crate::auth::throttle::LoginThrottle;
@@ -49,11 +50,26 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             anyhow::anyhow!(list.join("; "))
         },
     )?;
-    // User-keyed limits count the verified `sub`, checked without I/O.
-    let verifier = Arc::clone(&tokens);
+    // User-keyed limits count the `sub` of a verified token whose session
+    // is live (session cache or database): an ended session's token is
+    // limited by its address instead. Only requests on routes with a
+    // user-keyed policy ask.
+    let sessions = session_cache(&settings, &db)?;
+    let authn = Authn {
+        db: db.clone(),
+        tokens: Arc::clone(&tokens),
+        sessions: sessions.clone(),
+    };
     let limiter = limiter.with_subject_resolver(Arc::new(move |headers| {
-        let token = bearer(headers).ok().flatten()?;
-        verifier.verify(token).ok().map(|claims| claims.sub)
+        let token = bearer(headers).ok().flatten().map(str::to_owned);
+        let authn = authn.clone();
+        Box::pin(async move {
+            let token = token?;
+            authenticate(&authn, &token)
+                .await
+                .ok()
+                .map(|caller| caller.user.id)
+        })
     }));
     let auth = &settings.auth;
     let hasher = Hasher::new(auth.argon2, auth.hash_concurrency, auth.hash_queue)?;
@@ -77,7 +93,6 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         }
         None => (limiter, None, Backoff::local(local_backoff)),
     };
-    let sessions = session_cache(&settings, &db)?;
     Ok(AppState {
         sessions,
         passwords: Arc::new(PasswordPolicy::new(auth.password_composition_rules)),

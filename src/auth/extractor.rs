@@ -50,9 +50,6 @@ where
     #[tracing::instrument(skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Authn::from_ref(state);
-        let invalid = ApiError::Unauthorized {
-            invalid_token: true,
-        };
         let token = match bearer(&parts.headers) {
             Ok(Some(token)) => token,
             Ok(None) => {
@@ -60,47 +57,62 @@ where
                     invalid_token: false,
                 });
             }
-            Err(MalformedAuthorization) => return Err(invalid),
-        };
-        let claims = state.tokens.verify(token).map_err(|e| {
-            tracing::info!(reason = %e, "access token refused");
-            ApiError::Unauthorized {
-                invalid_token: true,
-            }
-        })?;
-        let now = storage::now_ms();
-        let user = match state.sessions.lookup(&claims.sid, &claims.sub, now) {
-            Some(user) => user,
-            None => {
-                // The ticket is taken before the read, so an invalidation
-                // that lands while it runs undoes the store (see `cache`).
-                let ticket = state.sessions.ticket(&claims.sub);
-                let (user, expires_at) =
-                    sessions::active_user(state.db.pool(), &claims.sid, &claims.sub, now)
-                        .await?
-                        .ok_or_else(|| {
-                            tracing::info!("access token refused: session ended or user gone");
-                            ApiError::Unauthorized {
-                                invalid_token: true,
-                            }
-                        })?;
-                if !user.disabled {
-                    state
-                        .sessions
-                        .store(ticket, &user, &claims.sid, expires_at, now);
-                }
-                user
+            Err(MalformedAuthorization) => {
+                return Err(ApiError::Unauthorized {
+                    invalid_token: true,
+                });
             }
         };
-        if user.disabled {
-            tracing::info!("access token refused: user disabled");
-            return Err(invalid);
-        }
-        let changed_ms = u64::try_from(user.password_changed_at).unwrap_or(0);
-        if claims.iat_ms < changed_ms {
-            tracing::info!("access token refused: issued before the last password change");
-            return Err(invalid);
-        }
-        Ok(Self { user, claims })
+        authenticate(&state, token).await
     }
+}
+
+/// The caller behind an access token: the token verified, then its session
+/// checked in the session cache or, when the cache does not hold it, in
+/// the database. `Unauthorized` (with `invalid_token`) when any check
+/// fails; a database error when the database cannot say.
+pub async fn authenticate(state: &Authn, token: &str) -> Result<AuthUser, ApiError> {
+    let invalid = ApiError::Unauthorized {
+        invalid_token: true,
+    };
+    let claims = state.tokens.verify(token).map_err(|e| {
+        tracing::info!(reason = %e, "access token refused");
+        ApiError::Unauthorized {
+            invalid_token: true,
+        }
+    })?;
+    let now = storage::now_ms();
+    let user = match state.sessions.lookup(&claims.sid, &claims.sub, now) {
+        Some(user) => user,
+        None => {
+            // The ticket is taken before the read, so an invalidation that
+            // lands while it runs undoes the store (see `cache`).
+            let ticket = state.sessions.ticket(&claims.sub);
+            let (user, expires_at) =
+                sessions::active_user(state.db.pool(), &claims.sid, &claims.sub, now)
+                    .await?
+                    .ok_or_else(|| {
+                        tracing::info!("access token refused: session ended or user gone");
+                        ApiError::Unauthorized {
+                            invalid_token: true,
+                        }
+                    })?;
+            if !user.disabled {
+                state
+                    .sessions
+                    .store(ticket, &user, &claims.sid, expires_at, now);
+            }
+            user
+        }
+    };
+    if user.disabled {
+        tracing::info!("access token refused: user disabled");
+        return Err(invalid);
+    }
+    let changed_ms = u64::try_from(user.password_changed_at).unwrap_or(0);
+    if claims.iat_ms < changed_ms {
+        tracing::info!("access token refused: issued before the last password change");
+        return Err(invalid);
+    }
+    Ok(AuthUser { user, claims })
 }

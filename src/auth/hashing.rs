@@ -9,9 +9,10 @@
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{
+    Output, ParamsString, PasswordHash, PasswordVerifier as _, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 use crate::settings::Argon2Settings;
@@ -26,12 +27,40 @@ pub enum Verified {
     },
 }
 
-/// The hashing pool.
+/// The hashing pool: `concurrency` threads of its own, each with one
+/// Argon2 memory block it reuses for every hash (19 MiB with the default
+/// parameters), fed through a queue of `queue` jobs.
+///
+/// Why not `spawn_blocking`: Argon2 allocates its memory anew for every
+/// hash. Freed on whichever of Tokio's blocking threads ran it, glibc keeps
+/// each thread's 19 MiB in that thread's arena (its mmap threshold rises
+/// to the size of the first block freed), so a login storm left a dozen
+/// idle blocking threads holding hundreds of MiB. A fixed set of threads
+/// that allocate once bounds the memory to `concurrency` blocks.
 pub struct Hasher {
     params: Params,
-    running: Arc<Semaphore>,
-    admitted: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    /// Jobs running or waiting: at most `concurrency + queue`.
+    admitted: Arc<tokio::sync::Semaphore>,
     dummy: Arc<str>,
+}
+
+type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
+
+/// A worker's Argon2 memory, grown to the largest parameters it met.
+#[derive(Default)]
+struct Workspace {
+    blocks: Vec<argon2::Block>,
+}
+
+impl Workspace {
+    fn blocks(&mut self, params: &Params) -> &mut [argon2::Block] {
+        let count = params.block_count();
+        if self.blocks.len() < count {
+            self.blocks.resize(count, argon2::Block::default());
+        }
+        &mut self.blocks[..count]
+    }
 }
 
 impl std::fmt::Debug for Hasher {
@@ -43,8 +72,9 @@ impl std::fmt::Debug for Hasher {
 }
 
 impl Hasher {
-    /// Builds the pool and the dummy hash that unknown users are checked
-    /// against (computed once, with the same parameters as real hashes).
+    /// Starts the pool and makes the dummy hash that unknown users are
+    /// checked against (computed once, with the same parameters as real
+    /// hashes).
     pub fn new(settings: Argon2Settings, concurrency: usize, queue: usize) -> anyhow::Result<Self> {
         let params = Params::new(
             settings.memory_kib,
@@ -55,11 +85,35 @@ impl Hasher {
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let mut random = [0u8; 24];
         getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let dummy = hash_with(&params, &hex::encode(random))?;
+        let dummy = hash_with(&params, &hex::encode(random), &mut Workspace::default())?;
+        let admitted = concurrency.max(1) + queue;
+        // Never full: admission is decided by the semaphore.
+        let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(admitted);
+        let queued = Arc::new(std::sync::Mutex::new(queued));
+        for n in 0..concurrency.max(1) {
+            let queued = Arc::clone(&queued);
+            std::thread::Builder::new()
+                .name(format!("palisade-hash-{n}"))
+                .spawn(move || {
+                    let mut workspace = Workspace::default();
+                    loop {
+                        let job = queued
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        match job {
+                            Ok(job) => job(&mut workspace),
+                            // The pool is gone: the thread ends.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| anyhow::anyhow!("cannot start a hashing thread: {e}"))?;
+        }
         Ok(Self {
             params,
-            running: Arc::new(Semaphore::new(concurrency.max(1))),
-            admitted: Arc::new(Semaphore::new(concurrency.max(1) + queue)),
+            jobs,
+            admitted: Arc::new(tokio::sync::Semaphore::new(admitted)),
             dummy: dummy.into(),
         })
     }
@@ -67,7 +121,7 @@ impl Hasher {
     /// Hashes a (normalized) password with the current parameters.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         let params = self.params.clone();
-        self.run(move || hash_with(&params, &password).map_err(ApiError::Internal))
+        self.run(move |ws| hash_with(&params, &password, ws).map_err(ApiError::Internal))
             .await?
     }
 
@@ -84,31 +138,32 @@ impl Hasher {
             None => (self.dummy.to_string(), false),
         };
         let verified = self
-            .run(move || verify_with(&params, &password, &hash))
+            .run(move |ws| verify_with(&params, &password, &hash, ws))
             .await?;
         Ok(if real { verified } else { Verified::No })
     }
 
+    /// Queues `work` for a hashing thread: 503 at once when the queue is
+    /// full. If the caller goes away, the work still runs (and its result
+    /// is dropped), so the pool's bound holds.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Workspace) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let admitted = Arc::clone(&self.admitted)
             .try_acquire_owned()
             .map_err(|_| ApiError::Unavailable("The server is busy; try again shortly".into()))?;
-        let running = Arc::clone(&self.running)
-            .acquire_owned()
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        let result = tokio::task::spawn_blocking(move || {
-            let out = work();
-            drop(running);
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |ws| {
+            let _ = done.send(work(ws));
             drop(admitted);
-            out
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-        Ok(result)
+        });
+        self.jobs
+            .try_send(job)
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("the hashing pool stopped")))?;
+        result
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a hashing thread failed")))
     }
 }
 
@@ -116,18 +171,67 @@ fn argon2(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
-fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
+/// Argon2id over the worker's own memory, as a PHC string (the same string
+/// `PasswordHasher::hash_password` makes, without its allocation).
+fn hash_with(params: &Params, password: &str, ws: &mut Workspace) -> anyhow::Result<String> {
+    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("argon2 hashing failed: {e}");
     let salt = SaltString::generate(&mut OsRng);
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| fail(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     argon2(params)
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt_bytes,
+            &mut out,
+            ws.blocks(params),
+        )
+        .map_err(|e| fail(&e))?;
+    let hash = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` gives `parsed`'s Argon2id hash, over the worker's
+/// memory; compared in constant time. Other Argon2 variants go through the
+/// crate's own (allocating) verification.
+fn argon2_matches(parsed: &PasswordHash<'_>, password: &[u8], ws: &mut Workspace) -> bool {
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        return Argon2::default().verify_password(password, parsed).is_ok();
+    }
+    let Ok(params) = Params::try_from(parsed) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .unwrap_or(Version::V0x13);
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    let blocks = ws.blocks(&params);
+    let computed = Argon2::new(Algorithm::Argon2id, version, params.clone())
+        .hash_password_into_with_memory(password, salt, out, blocks);
+    computed.is_ok() && Output::new(out).is_ok_and(|o| o == expected)
 }
 
 /// Verifies against Argon2id or bcrypt. bcrypt sees the password as the
 /// user typed it (passlib hashed it un-normalized); Argon2id sees the NFKC
 /// form. Anything else never verifies.
-fn verify_with(params: &Params, password: &str, stored: &str) -> Verified {
+fn verify_with(params: &Params, password: &str, stored: &str, ws: &mut Workspace) -> Verified {
     if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
         let raw = password;
         let normalized = crate::domain::password::normalize(password);
@@ -143,10 +247,7 @@ fn verify_with(params: &Params, password: &str, stored: &str) -> Verified {
         return Verified::No;
     };
     let normalized = crate::domain::password::normalize(password);
-    if argon2(params)
-        .verify_password(normalized.as_bytes(), &parsed)
-        .is_err()
-    {
+    if !argon2_matches(&parsed, normalized.as_bytes(), ws) {
         return Verified::No;
     }
     let current = parsed.algorithm.as_str() == "argon2id"
@@ -169,24 +270,89 @@ mod tests {
 
     #[test]
     fn a_hash_verifies_its_password_and_nothing_else() {
-        let hash = hash_with(&light(), "correct horse battery staple").unwrap();
+        let hash = hash_with(
+            &light(),
+            "correct horse battery staple",
+            &mut Workspace::default(),
+        )
+        .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert_eq!(
-            verify_with(&light(), "correct horse battery staple", &hash),
+            verify_with(
+                &light(),
+                "correct horse battery staple",
+                &hash,
+                &mut Workspace::default()
+            ),
             Verified::Yes { upgrade: false }
         );
         assert_eq!(
-            verify_with(&light(), "correct horse battery stapl", &hash),
+            verify_with(
+                &light(),
+                "correct horse battery stapl",
+                &hash,
+                &mut Workspace::default()
+            ),
             Verified::No
+        );
+    }
+
+    /// The PHC string made over the worker's memory is the crate's own: each
+    /// verifies the other's hash.
+    #[test]
+    fn hashes_are_interchangeable_with_the_argon2_crates_own() {
+        use argon2::password_hash::PasswordHasher as _;
+        let ours = hash_with(
+            &light(),
+            "correct horse battery staple",
+            &mut Workspace::default(),
+        )
+        .unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            argon2(&light())
+                .verify_password(b"correct horse battery staple", &parsed)
+                .is_ok()
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = argon2(&light())
+            .hash_password(b"correct horse battery staple", &salt)
+            .unwrap()
+            .to_string();
+        let mut ws = Workspace::default();
+        assert_eq!(
+            verify_with(&light(), "correct horse battery staple", &theirs, &mut ws),
+            Verified::Yes { upgrade: false }
+        );
+        // One workspace serves parameters of any size.
+        let bigger = Params::new(256, 1, 1, None).unwrap();
+        let big = hash_with(&bigger, "another passphrase here", &mut ws).unwrap();
+        assert_eq!(
+            verify_with(&bigger, "another passphrase here", &big, &mut ws),
+            Verified::Yes { upgrade: false }
+        );
+        assert_eq!(
+            verify_with(&light(), "correct horse battery staple", &ours, &mut ws),
+            Verified::Yes { upgrade: false }
         );
     }
 
     #[test]
     fn outdated_argon2_parameters_ask_for_an_upgrade() {
-        let hash = hash_with(&light(), "correct horse battery staple").unwrap();
+        let hash = hash_with(
+            &light(),
+            "correct horse battery staple",
+            &mut Workspace::default(),
+        )
+        .unwrap();
         let stronger = Params::new(128, 2, 1, None).unwrap();
         assert_eq!(
-            verify_with(&stronger, "correct horse battery staple", &hash),
+            verify_with(
+                &stronger,
+                "correct horse battery staple",
+                &hash,
+                &mut Workspace::default()
+            ),
             Verified::Yes { upgrade: true }
         );
     }
@@ -198,18 +364,33 @@ mod tests {
             .unwrap()
             .format_for_version(bcrypt::Version::TwoB);
         assert_eq!(
-            verify_with(&light(), "correct horse battery staple", &hash),
+            verify_with(
+                &light(),
+                "correct horse battery staple",
+                &hash,
+                &mut Workspace::default()
+            ),
             Verified::Yes { upgrade: true }
         );
         for prefix in ["$2a$", "$2y$"] {
             let other = hash.replacen("$2b$", prefix, 1);
             assert_eq!(
-                verify_with(&light(), "correct horse battery staple", &other),
+                verify_with(
+                    &light(),
+                    "correct horse battery staple",
+                    &other,
+                    &mut Workspace::default()
+                ),
                 Verified::Yes { upgrade: true }
             );
         }
         assert_eq!(
-            verify_with(&light(), "wrong horse battery staple", &hash),
+            verify_with(
+                &light(),
+                "wrong horse battery staple",
+                &hash,
+                &mut Workspace::default()
+            ),
             Verified::No
         );
     }
@@ -217,7 +398,10 @@ mod tests {
     #[test]
     fn garbage_never_verifies() {
         for stored in ["", "plain", "$1$abc$def", "$argon2id$v=19$broken"] {
-            assert_eq!(verify_with(&light(), "x", stored), Verified::No);
+            assert_eq!(
+                verify_with(&light(), "x", stored, &mut Workspace::default()),
+                Verified::No
+            );
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod cors;
 pub mod extract;
 pub mod forwarded;
+pub mod host;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;

@@ -30,7 +30,7 @@ pub async fn layer(State(limiter): State<Arc<RateLimiter>>, req: Request, next: 
     }
     let ip = req.extensions().get::<ClientIp>().map(|c| c.key);
     let user = if policies.iter().any(|p| p.spec.key.user) {
-        limiter.subject_of(req.headers())
+        limiter.subject_of(req.headers()).await
     } else {
         None
     };

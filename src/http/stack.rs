@@ -15,10 +15,11 @@
 //!    timeouts, panics and 429s included, carries the CORS headers so that
 //!    a browser script on an allowed origin can read it;
 //! 7. problem details: bare error responses become problem+json;
-//! 8. panic catcher: a panic becomes the generic 500, logged with its id;
-//! 9. timeout;
-//! 10. body size limit;
-//! 11. rate limiting: on the matched route, before the handler (added to
+//! 8. `Host`: exactly one on HTTP/1.1, at most one otherwise, else 400;
+//! 9. panic catcher: a panic becomes the generic 500, logged with its id;
+//! 10. timeout;
+//! 11. body size limit;
+//! 12. rate limiting: on the matched route, before the handler (added to
 //!     the router itself, see [`super::router`]).
 
 use std::any::Any;
@@ -37,7 +38,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use super::client_ip::{self, ClientIp, ClientIpConfig};
-use super::{cors, problem, request_id, security_headers, timeout};
+use super::{cors, host, problem, request_id, security_headers, timeout};
 use crate::error::Problem;
 use crate::settings::Settings;
 
@@ -88,6 +89,7 @@ where
         .layer(from_fn_with_state(headers, security_headers::layer))
         .layer(cors::layer(&settings.cors))
         .layer(from_fn(problem::layer))
+        .layer(from_fn(host::layer))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(from_fn_with_state(
             settings.server.request_timeout,

@@ -115,9 +115,14 @@ pub trait LimitStore: Send + Sync + 'static {
     fn sweep(&self) {}
 }
 
-/// Resolves the verified user behind a request's credentials, without any
-/// I/O, for user-keyed policies. The auth module supplies it.
-pub type SubjectResolver = Arc<dyn Fn(&HeaderMap) -> Option<String> + Send + Sync>;
+/// Resolves the verified, live user behind a request's credentials, for
+/// user-keyed policies: a token whose session has ended must not spend its
+/// user's budget (the request is then limited by its address, like an
+/// anonymous one). The assembly supplies it from the auth module's check,
+/// which answers from the session cache or one database query.
+pub type SubjectResolver = Arc<
+    dyn Fn(&HeaderMap) -> futures_util::future::BoxFuture<'static, Option<String>> + Send + Sync,
+>;
 
 /// The policy table and the store.
 pub struct RateLimiter {
@@ -215,8 +220,11 @@ impl RateLimiter {
 
     /// The verified user behind a request's credentials, if a subject
     /// resolver is installed and the credentials are valid.
-    pub fn subject_of(&self, headers: &HeaderMap) -> Option<String> {
-        self.subject.as_ref().and_then(|resolve| resolve(headers))
+    pub async fn subject_of(&self, headers: &HeaderMap) -> Option<String> {
+        match &self.subject {
+            Some(resolve) => resolve(headers).await,
+            None => None,
+        }
     }
 
     /// The store, for housekeeping.

@@ -77,6 +77,62 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
+/// Documents on every operation the statuses the stack and the extractors
+/// can answer whatever the handler (so that a client, or a contract tester
+/// such as schemathesis, meets no undocumented status): 400 (a malformed
+/// request, a NUL in a parameter, a missing or repeated `Host`), 429 (the
+/// rate limits), 503 (the request timeout, a database or limiter that does
+/// not answer); and, on operations that take a body, 413 (too large) and
+/// 415 (not the declared media type). A status an operation documents
+/// itself is kept as it is.
+pub fn document_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    let common = [
+        (
+            "400",
+            "Malformed request (syntax, a NUL character, a missing or repeated Host)",
+        ),
+        ("429", "Rate limited; see Retry-After and RateLimit"),
+        (
+            "503",
+            "Timed out, or a dependency is unavailable; try again",
+        ),
+    ];
+    let with_body = [
+        ("413", "Request body too large"),
+        ("415", "Request body is not of the declared media type"),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let body = operation.request_body.is_some();
+            let responses = &mut operation.responses.responses;
+            for (status, description) in common.iter().chain(with_body.iter().filter(|_| body)) {
+                responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| problem(description).into());
+            }
+        }
+    }
+}
+
 /// `/openapi.json` and the Swagger UI.
 pub fn router<S: Clone + Send + Sync + 'static>(openapi: utoipa::openapi::OpenApi) -> Router<S> {
     let json = serde_json::to_value(&openapi).unwrap_or_default();

@@ -28,7 +28,8 @@ use crate::tokens::routes as tokens;
 /// on the 404 fallback, and the hardened stack around it all.
 pub fn router(state: AppState) -> Router {
     let settings = Arc::clone(&state.settings);
-    let (api, openapi) = api().split_for_parts();
+    let (api, mut openapi) = api().split_for_parts();
+    docs::document_common_responses(&mut openapi);
     let mut app = api;
     if settings.server.docs {
         app = app.merge(docs::router(openapi));

@@ -102,12 +102,34 @@ pub fn load_or_generate(data_dir: &Path) -> std::io::Result<(SigningSecret, bool
                 std::io::Error::other(format!("the secret in {} {why}", path.display()))
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)?;
+            create_private_dir(data_dir)?;
             let secret = SigningSecret::generate()?;
             write_private(&path, secret.expose())?;
             Ok((secret, true))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Creates the folder `path` (and its missing parents) for its owner only
+/// (0700 on Unix, whatever the umask); an existing folder is left as it is.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// Creates the empty file `path` readable and writable by its owner only
+/// (0600 on Unix), unless it exists.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    match write_private(path, b"") {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
     }
 }
 

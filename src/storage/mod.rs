@@ -23,6 +23,7 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::ApiError;
 use crate::settings::DatabaseSettings;
+use crate::settings::secret::{create_private_dir, create_private_file};
 
 /// The database, embedded SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ impl Db {
         let url = match &settings.url {
             Some(url) => url.expose_secret().to_owned(),
             None => {
-                std::fs::create_dir_all(data_dir).with_context(|| {
+                create_private_dir(data_dir).with_context(|| {
                     format!("cannot create the data folder {}", data_dir.display())
                 })?;
                 format!("sqlite://{}?mode=rwc", data_dir.join(SQLITE_FILE).display())
@@ -50,6 +51,18 @@ impl Db {
         };
         let postgres = url.starts_with("postgres");
         let sqlite_file = sqlite_path(&url);
+        if let Some(file) = &sqlite_file
+            && url.contains("mode=rwc")
+            && file
+                .parent()
+                .is_some_and(|p| p.as_os_str().is_empty() || p.exists())
+        {
+            // SQLite creates a new file (and then its -wal and -shm files,
+            // which take the main file's mode) under the umask: 0644. Create
+            // it first, owner-only.
+            create_private_file(file)
+                .with_context(|| format!("cannot create the database file {}", file.display()))?;
+        }
         let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)

@@ -219,7 +219,10 @@ impl Drop for Server {
 }
 
 fn start(dir: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(BIN)
+    // Under the usual umask (022), so that files the server does not
+    // create owner-only would show it.
+    let mut child = Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\"", BIN])
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir", "data"])
         .env_clear()
         .env("PALISADE_LOG_FORMAT", "json")
@@ -254,13 +257,19 @@ fn zero_config_serve_generates_a_private_secret_once_and_stops_on_sigterm() {
     let path = dir.path().join("data/jwt-secret");
     let first = std::fs::read_to_string(&path).unwrap();
     assert_eq!(first.trim().len(), 64);
+    // Everything in the data folder is its owner's only, whatever the umask
+    // (`start` runs the server under the usual 022).
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "the secret");
+        assert_eq!(mode(&dir.path().join("data")), 0o700, "the data folder");
+        for file in ["palisade.db", "palisade.db-wal", "palisade.db-shm"] {
+            let file = dir.path().join("data").join(file);
+            assert!(file.exists(), "{}", file.display());
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
     }
 
     let pid = server.0.id().to_string();

@@ -36,7 +36,12 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Durati
 /// Sends one request on `stream` and reads its whole response (the health
 /// check's body is small and `Content-Length`-delimited).
 async fn exchange(stream: &mut TcpStream) -> String {
-    stream.write_all(REQUEST).await.unwrap();
+    exchange_raw(stream, REQUEST).await
+}
+
+/// Sends `request` as it is and reads the whole response.
+async fn exchange_raw(stream: &mut TcpStream, request: &[u8]) -> String {
+    stream.write_all(request).await.unwrap();
     let mut response = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -171,4 +176,39 @@ async fn a_flood_of_idle_connections_above_the_cap_does_not_keep_clients_out() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(open <= 50, "{open} connections open");
     drop(flood);
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with
+/// two, is a 400, and like every answer it is a problem with the request
+/// id and the security headers. HTTP/1.0 may omit `Host`.
+#[tokio::test]
+async fn a_missing_or_repeated_host_is_a_400_problem() {
+    let app = spawn_app(&[]).await;
+    for (what, request) in [
+        (
+            "no Host",
+            &b"GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        ),
+        (
+            "two Hosts",
+            &b"GET /health/live HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n"[..],
+        ),
+    ] {
+        let answer = exchange_raw(&mut connect(&app).await, request).await;
+        let head = answer.to_ascii_lowercase();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{what}: {answer}");
+        assert!(head.contains("content-type: application/problem+json"), "{what}: {answer}");
+        assert!(head.contains("x-request-id: "), "{what}: {answer}");
+        assert!(head.contains("x-content-type-options: nosniff"), "{what}: {answer}");
+        assert!(answer.contains("Host"), "{what}: {answer}");
+    }
+    let old = exchange_raw(
+        &mut connect(&app).await,
+        b"GET /health/live HTTP/1.0\r\n\r\n",
+    )
+    .await;
+    assert!(
+        old.starts_with("HTTP/1.0 200") || old.starts_with("HTTP/1.1 200"),
+        "{old}"
+    );
 }

@@ -33,6 +33,42 @@ async fn every_routed_path_is_documented() {
     }
 }
 
+/// Every operation documents what the stack can answer whatever the
+/// handler: 400, 429 and 503, and for a request body 413 and 415; a status
+/// the route documents itself keeps its own description.
+#[tokio::test]
+async fn every_operation_documents_the_statuses_the_stack_can_answer() {
+    let app = spawn_app(&[]).await;
+    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let mut expected = vec!["400", "429", "503"];
+            if operation.get("requestBody").is_some() {
+                expected.extend(["413", "415"]);
+            }
+            for status in expected {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} does not document {status}"
+                );
+            }
+            operations += 1;
+        }
+    }
+    assert!(operations >= 15, "{operations} operations");
+    // The token endpoint's own 400 (an OAuth error body) is kept.
+    let token_400 = &doc["paths"]["/auth/token"]["post"]["responses"]["400"];
+    assert!(
+        !token_400["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Malformed request"),
+        "{token_400}"
+    );
+}
+
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary_under_its_own_csp() {
     let app = spawn_app(&[]).await;

@@ -203,6 +203,47 @@ async fn ai_generate_is_limited_per_verified_user() {
     problem(generate(&ada_again, "still limited").await.unwrap(), 429).await;
 }
 
+/// Only a verified, live principal spends its own budget: a token whose
+/// session has ended (revoked here) is limited by the address it comes
+/// from, like an anonymous request, and leaves the user's budget whole.
+#[tokio::test]
+async fn a_token_whose_session_ended_does_not_spend_its_users_budget() {
+    let app = spawn_app(&[
+        ("PALISADE_TRUSTED_PROXIES", "127.0.0.1"),
+        (
+            "PALISADE_RATE_LIMIT_POLICIES",
+            "ai=3/hour per user; login=1000/minute per ip",
+        ),
+    ])
+    .await;
+    app.register("ada_l").await;
+    let ended = app.login("ada_l").await.access_token;
+    assert_eq!(
+        app.post_form("/auth/revoke", &[("token", &ended)])
+            .await
+            .status(),
+        200
+    );
+    let generate = |token: &str, ip: &str| {
+        app.client
+            .post(app.url("/ai/generate"))
+            .header("x-forwarded-for", ip)
+            .bearer_auth(token)
+            .json(&json!({"prompt": "write a haiku"}))
+            .send()
+    };
+    for _ in 0..3 {
+        let response = generate(&ended, "10.9.9.9").await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let fresh = app.login("ada_l").await.access_token;
+    for n in 0..3 {
+        let response = generate(&fresh, "10.0.0.1").await.unwrap();
+        assert_eq!(response.status(), 200, "request {n} of Ada's own budget");
+    }
+    problem(generate(&fresh, "10.0.0.1").await.unwrap(), 429).await;
+}
+
 #[tokio::test]
 async fn ai_generate_validates_its_prompt_and_needs_a_token() {
     let app = spawn_app(&[]).await;
