@@ -39,7 +39,7 @@ pub enum Verified {
 /// that allocate once bounds the memory to `concurrency` blocks.
 pub struct Hasher {
     params: Params,
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    jobs: flume::Sender<Job>,
     /// Jobs running or waiting: at most `concurrency + queue`.
     admitted: Arc<tokio::sync::Semaphore>,
     dummy: Arc<str>,
@@ -88,23 +88,18 @@ impl Hasher {
         let dummy = hash_with(&params, &hex::encode(random), &mut Workspace::default())?;
         let admitted = concurrency.max(1) + queue;
         // Never full: admission is decided by the semaphore.
-        let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(admitted);
-        let queued = Arc::new(std::sync::Mutex::new(queued));
+        let (jobs, queued) = flume::bounded::<Job>(admitted);
         for n in 0..concurrency.max(1) {
-            let queued = Arc::clone(&queued);
+            let queued = queued.clone();
             std::thread::Builder::new()
                 .name(format!("palisade-hash-{n}"))
                 .spawn(move || {
                     let mut workspace = Workspace::default();
                     loop {
-                        let job = queued
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .recv();
-                        match job {
+                        match queued.recv() {
                             Ok(job) => job(&mut workspace),
                             // The pool is gone: the thread ends.
-                            Err(_) => return,
+                            Err(flume::RecvError::Disconnected) => return,
                         }
                     }
                 })
