@@ -26,6 +26,10 @@
 #      limits lifted) while GET /profile runs beside it, against the ideal
 #      login rate: cores / the time of one Argon2id hash, measured in the
 #      same run by examples/hash_time.rs;
+#   l  the same login storm alone, nothing beside it, against the ideal
+#      rate measured just before it;
+#   k  GET /profile on PostgreSQL + Redis (k: limiter in Redis; k0: rate
+#      limiting off), with the database transactions it caused;
 #
 # and prints a summary table with PASS/MISS against the targets.
 #
@@ -40,7 +44,7 @@
 #   F_SWEEP_INTERVAL=60  seconds between sweeps in scenario f
 #   ROUNDS=3          a, b and c run as a block this many times; the summary
 #                     gives the medians, and every round's figures
-#   SCENARIOS="a b c d e f g h i j k" which scenarios to run, in this order; "attrib"
+#   SCENARIOS="a b c d e f g h l i j k" which scenarios to run, in this order; "attrib"
 #                     (optional, after a) measures b with parts of the
 #                     stack switched off by settings
 #   SERVER_ENV="VAR=VALUE ..."  extra environment for every palisade started
@@ -71,7 +75,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 KEYS=${KEYS:-1000000}
 KEYS_TIMEOUT=${KEYS_TIMEOUT:-240}
 SWEEP_WAIT=${SWEEP_WAIT:-5}
-SCENARIOS=${SCENARIOS:-"a b c d e f g h i j k"}
+SCENARIOS=${SCENARIOS:-"a b c d e f g h l i j k"}
 ROUNDS=${ROUNDS:-3}
 SKIP_BUILD=${SKIP_BUILD:-0}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -679,6 +683,28 @@ scenario_h() {
   stop_pid "$pid"
 }
 
+# l: the login storm of h alone (nothing else running, every limit lifted):
+# how close the hashing pool comes to cores / hash time.
+scenario_l() {
+  local hash_ms cores
+  hash_ms=$("$HASH_BIN" 10) || die "l: hash_time failed"
+  cores=$(nproc)
+  RESULT[l_hash_ms]=$hash_ms
+  RESULT[l_ideal]=$(awk -v c="$cores" -v h="$hash_ms" 'BEGIN { printf "%.1f", c * 1000 / h }')
+  start_auth l
+  local pid=$SERVER_PID
+  local bound=$(( $(to_seconds "$DURATION") + 60 ))
+  local storm=$RESULTS/l-storm.wrk.txt
+  timeout -k 5 "$bound" wrk -t"$THREADS" -c"$STORM_CONNECTIONS" -d"$DURATION" --latency \
+    -s "$LOGIN_LUA" "$SERVER_URL/auth/token" -- "$AUTH_USER" "$AUTH_PASSWORD" >"$storm" 2>&1 9>&- ||
+    { cat "$storm" >&2; die "l: the login wrk failed"; }
+  parse_wrk "$storm"
+  RESULT[l_logins]=$WRK_RPS RESULT[l_non2xx]=$WRK_NON2XX
+  RESULT[l_pct]=$(pct "$WRK_RPS" "${RESULT[l_ideal]}")
+  log "l: one hash $hash_ms ms, ideal ${RESULT[l_ideal]}/s; ${RESULT[l_logins]} logins/s alone (${RESULT[l_pct]}% of ideal), non-2xx $WRK_NON2XX"
+  stop_pid "$pid"
+}
+
 # attrib (optional, not in the default SCENARIOS): where b's cost goes.
 # GET /api/data with the limit lifted, as in b, with parts of the stack
 # switched off through settings (no code change): the docs routes, the
@@ -886,6 +912,10 @@ summary() {
   row "h  login non-2xx answers" "$(r h_login_non2xx)" "0" "$(verdict "$(r h_login_non2xx)" "<=" 0)"
   row "h  /profile p99 during the storm, ms" "$(r h_profile_p99)" "<= ${TARGET_STORM_P99_MS} ms" "$(verdict "$(r h_profile_p99)" "<=" "$TARGET_STORM_P99_MS")"
   row "h  /profile req/s during the storm" "$(r h_profile_rps)" "" ""
+  row "l  one Argon2id hash, ms" "$(r l_hash_ms)" "" ""
+  row "l  logins/s, the storm alone" "$(r l_logins)" "" ""
+  row "l  logins alone, % of ideal" "$(r l_pct)" ">= ${TARGET_LOGIN_PCT}%" "$(verdict "$(r l_pct)" ">=" "$TARGET_LOGIN_PCT")"
+  row "l  login non-2xx answers" "$(r l_non2xx)" "0" "$(verdict "$(r l_non2xx)" "<=" 0)"
   row "h  RSS before the storm, MiB" "$(r h_rss_idle)" "" ""
   row "h  peak RSS (VmHWM), MiB" "$(r h_rss_peak)" "" ""
   row "h  RSS 5 s after the storm, MiB" "$(r h_rss_after)" "" ""
