@@ -152,22 +152,12 @@ fn stripe_of(user_id: &str) -> usize {
 impl SessionCache {
     /// A cache that is always bypassed.
     pub fn off() -> Self {
-        Self::build(Channel::Off, Duration::ZERO, 1, None, None)
+        Self::new(Channel::Off, Duration::ZERO, 1, None, None)
     }
 
     /// A cache of at most `users` users for `ttl`, over `channel`. A zero
     /// `ttl` or size turns it off.
     pub fn new(
-        channel: Channel,
-        ttl: Duration,
-        users: usize,
-        bus: Option<bus::Bus>,
-        socket: Option<PathBuf>,
-    ) -> Self {
-        Self::build(channel, ttl, users, bus, socket)
-    }
-
-    fn build(
         channel: Channel,
         ttl: Duration,
         users: usize,
