@@ -81,11 +81,20 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match app.local_addr() {
+    let addr = app.local_addr();
+    let run = match app.run_until_stopped() {
+        Ok(run) => run,
+        Err(e) => {
+            tracing::error!("cannot install the signal handlers: {e}");
+            eprintln!("palisade: cannot install the signal handlers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match addr {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(e) => tracing::warn!("cannot read the listen address: {e}"),
     }
-    match app.run_until_stopped().await {
+    match run.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server error: {e}");

@@ -19,11 +19,12 @@ use crate::cache::bus::Bus;
 use crate::cache::{Channel, SessionCache, control};
 use crate::domain::PasswordPolicy;
 use crate::http::server::{self as http_server, ConnectionCounters, ConnectionLimits};
+use crate::http::tls::CertStore;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::failover::{FailoverStore, fallback_for};
 use crate::ratelimit::redis::RedisStore;
 use crate::routes;
-use crate::settings::{Settings, SigningSecret, secret};
+use crate::settings::{Settings, SigningSecret, TlsFiles, secret};
 use crate::state::AppState;
 use crate::storage::Db;
 
@@ -35,6 +36,17 @@ pub struct Application {
     state: AppState,
     max_connections: usize,
     connections: Arc<ConnectionCounters>,
+    tls: Option<Tls>,
+}
+
+/// Native TLS: the certificate store, the configuration serving it, and
+/// the SIGHUP handler that reloads it (installed at build time).
+#[derive(Debug)]
+struct Tls {
+    store: Arc<CertStore>,
+    config: Arc<rustls::ServerConfig>,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
 }
 
 /// Builds the shared state: database (migrated), keys, hashing pool,
@@ -109,6 +121,10 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 impl Application {
     /// Builds the state, binds the listener and assembles the router.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let tls = match &settings.server.tls {
+            Some(files) => Some(load_tls(files)?),
+            None => None,
+        };
         let state = build_state(settings).await?;
         let bind = state.settings.server.bind;
         let listener = TcpListener::bind(bind)
@@ -122,7 +138,13 @@ impl Application {
             state,
             max_connections,
             connections: Arc::new(ConnectionCounters::default()),
+            tls,
         })
+    }
+
+    /// Whether connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// What the connection limits did so far (for tests and operations).
@@ -146,9 +168,13 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGINT or SIGTERM, then drains.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
+    /// Serves until SIGINT or SIGTERM, then drains. The signal handlers
+    /// are installed when this is called, before the returned future is
+    /// first polled: a SIGTERM sent as soon as the server answers (or as
+    /// soon as the caller logs that it listens) drains instead of killing.
+    pub fn run_until_stopped(self) -> std::io::Result<impl Future<Output = std::io::Result<()>>> {
+        let stop = shutdown_signal()?;
+        Ok(self.run_until(stop))
     }
 
     /// Serves until `stop` completes, then stops accepting connections and
@@ -181,6 +207,16 @@ impl Application {
             header_read_timeout: server.header_read_timeout,
             keep_alive_timeout: server.keep_alive_timeout,
             max_connections: self.max_connections,
+            http2_max_concurrent_streams: server.http2_max_concurrent_streams,
+            http2_max_header_list_size: server.http2_max_header_list_size,
+        };
+        let (tls_config, reloader) = match self.tls {
+            Some(tls) => {
+                let config = Arc::clone(&tls.config);
+                let reloader = tokio::spawn(reload_tls(tls, server.tls_reload_interval));
+                (Some(config), Some(reloader))
+            }
+            None => (None, None),
         };
         let drain_limit = server.shutdown_timeout;
         let stop = async move {
@@ -191,6 +227,7 @@ impl Application {
             self.listener,
             self.router,
             limits,
+            tls_config,
             Arc::clone(&self.connections),
             stop,
             drain_limit,
@@ -198,6 +235,9 @@ impl Application {
         .await;
         let result = Ok(());
         sweeper.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         if let Some(control) = control {
             control.abort();
             // Aborting drops the server's guard, which removes the socket.
@@ -344,25 +384,95 @@ pub fn signing_secret(settings: &Settings) -> anyhow::Result<SigningSecret> {
     Ok(secret)
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Loads the certificate pair (a bad one stops start-up) and installs the
+/// SIGHUP handler that reloads it.
+fn load_tls(files: &TlsFiles) -> anyhow::Result<Tls> {
+    let store = CertStore::load(&files.cert, &files.key).context("cannot serve TLS")?;
+    let config = store.server_config().context("cannot serve TLS")?;
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler that reloads the TLS certificate")?;
+    tracing::info!(cert = %files.cert.display(), key = %files.key.display(), "serving HTTPS (HTTP/2 and HTTP/1.1)");
+    Ok(Tls {
+        store,
+        config,
+        #[cfg(unix)]
+        hangup,
+    })
+}
+
+/// Reloads the certificate on SIGHUP (always) and when its files change
+/// (checked every `every`; `0`: never). A pair that cannot be loaded is
+/// logged and the previous one stays.
+async fn reload_tls(tls: Tls, every: std::time::Duration) {
+    #[cfg(unix)]
+    let mut hangup = tls.hangup;
+    let store = tls.store;
+    let mut tick = (!every.is_zero()).then(|| {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    });
+    if let Some(tick) = &mut tick {
+        tick.tick().await;
+    }
+    loop {
+        let poll = async {
+            match &mut tick {
+                Some(tick) => {
+                    tick.tick().await;
+                }
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(unix)]
+        let trigger = tokio::select! {
+            _ = hangup.recv() => "SIGHUP",
+            () = poll => "file check",
+        };
+        #[cfg(not(unix))]
+        let trigger = {
+            poll.await;
+            "file check"
+        };
+        let reload_store = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || reload_store.reload()).await {
+            Ok(Ok(true)) => {
+                tracing::info!(trigger, "TLS certificate reloaded; new connections get it")
+            }
+            Ok(Ok(false)) if trigger == "SIGHUP" => {
+                tracing::info!(trigger, "TLS certificate files unchanged");
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(trigger, error = %e, "TLS certificate reload failed; still serving the previous one")
+            }
+            Err(e) => tracing::error!(trigger, error = %e, "TLS certificate reload stopped"),
         }
-    };
+    }
+}
+
+/// Installs the SIGINT and SIGTERM handlers now (not when first polled)
+/// and returns the future that completes on the first of them.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }

@@ -19,6 +19,9 @@ pub struct ClientIp {
     pub addr: IpAddr,
     /// The address as the limiter counts it (IPv6 reduced to its prefix).
     pub key: IpAddr,
+    /// A trusted proxy said the client reached it over plain HTTP (so no
+    /// `Strict-Transport-Security` on the answer, RFC 6797 §7.2).
+    pub plain_http: bool,
 }
 
 /// What the middleware needs to know.
@@ -40,7 +43,17 @@ pub async fn layer(State(config): State<ClientIpConfig>, mut req: Request, next:
             &config.trusted_proxies,
         );
         let key = forwarded::limit_key(addr, config.ipv6_prefix);
-        req.extensions_mut().insert(ClientIp { addr, key });
+        let plain_http = forwarded::says_plain_http(
+            peer.ip(),
+            req.headers(),
+            config.header,
+            &config.trusted_proxies,
+        );
+        req.extensions_mut().insert(ClientIp {
+            addr,
+            key,
+            plain_http,
+        });
     }
     next.run(req).await
 }

@@ -84,6 +84,43 @@ fn forwarded_chain(headers: &HeaderMap, header: ForwardedHeader) -> Vec<&str> {
     chain
 }
 
+/// Whether a trusted proxy says the client reached it over plain HTTP:
+/// the peer is trusted and every scheme it passes on (`X-Forwarded-Proto`,
+/// or the `proto=` of `Forwarded`, whichever header is configured) is
+/// `http`. No header, or any `https`, is not a claim of plain HTTP.
+pub fn says_plain_http(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    header: ForwardedHeader,
+    proxies: &[IpNet],
+) -> bool {
+    if !trusted(canonical(peer), proxies) {
+        return false;
+    }
+    let mut schemes = Vec::new();
+    if header == ForwardedHeader::XForwardedFor {
+        for value in headers.get_all("x-forwarded-proto") {
+            let Ok(text) = value.to_str() else {
+                return false;
+            };
+            schemes.extend(text.split(',').map(str::trim));
+        }
+    } else {
+        for value in headers.get_all(http::header::FORWARDED) {
+            let Ok(text) = value.to_str() else {
+                return false;
+            };
+            schemes.extend(
+                text.split([',', ';'])
+                    .filter_map(|pair| pair.split_once('='))
+                    .filter(|(name, _)| name.trim().eq_ignore_ascii_case("proto"))
+                    .map(|(_, value)| value.trim().trim_matches('"')),
+            );
+        }
+    }
+    !schemes.is_empty() && schemes.iter().all(|s| s.eq_ignore_ascii_case("http"))
+}
+
 /// One node: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80`,
 /// optionally quoted. `unknown` and obfuscated names are not addresses.
 fn parse_node(text: &str) -> Option<IpAddr> {
@@ -179,6 +216,36 @@ mod tests {
             client_ip(ip("10.0.0.1"), &h, XFF, &nets(&["10.0.0.0/8"])),
             ip("10.0.0.9")
         );
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_can_say_the_client_came_over_plain_http() {
+        let proxies = nets(&["10.0.0.0/8"]);
+        let xff = ForwardedHeader::XForwardedFor;
+        let fwd = ForwardedHeader::Forwarded;
+        let plain = headers(&[("x-forwarded-proto", "http")]);
+        assert!(says_plain_http(ip("10.0.0.1"), &plain, xff, &proxies));
+        assert!(
+            !says_plain_http(ip("192.0.2.1"), &plain, xff, &proxies),
+            "untrusted peer"
+        );
+        assert!(
+            !says_plain_http(ip("10.0.0.1"), &plain, fwd, &proxies),
+            "other header"
+        );
+        assert!(
+            !says_plain_http(ip("10.0.0.1"), &HeaderMap::new(), xff, &proxies),
+            "no claim"
+        );
+        let mixed = headers(&[("x-forwarded-proto", "https, http")]);
+        assert!(
+            !says_plain_http(ip("10.0.0.1"), &mixed, xff, &proxies),
+            "one https"
+        );
+        let forwarded = headers(&[("forwarded", "for=192.0.2.7;proto=http;by=10.0.0.1")]);
+        assert!(says_plain_http(ip("10.0.0.1"), &forwarded, fwd, &proxies));
+        let secure = headers(&[("forwarded", "for=192.0.2.7;proto=\"https\"")]);
+        assert!(!says_plain_http(ip("10.0.0.1"), &secure, fwd, &proxies));
     }
 
     #[test]

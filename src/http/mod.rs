@@ -1,7 +1,8 @@
 //! HTTP plumbing that knows nothing about users or databases: the layer
 //! stack ([`stack::apply`]), client addresses, request ids, CORS, security
 //! headers, the rate-limit middleware, problem details and extractors whose
-//! every rejection is a problem. The application is assembled from these
+//! every rejection is a problem; the connection server and native TLS.
+//! The application is assembled from these
 //! and the feature routes in `routes::router`.
 
 pub mod client_ip;
@@ -16,3 +17,4 @@ pub mod security_headers;
 pub mod server;
 pub mod stack;
 pub mod timeout;
+pub mod tls;

@@ -20,6 +20,14 @@
 //!   [`ConnectionLimits::max_waiting`] wait at a time (the rest are closed
 //!   at once), so waiting cannot exhaust descriptors either. Connections
 //!   that have sent a request are never closed for a newcomer.
+//! - **TLS.** With a certificate configured, the handshake counts against
+//!   the first request's deadline, and ALPN picks the protocol: `h2` is
+//!   served by hyper's HTTP/2 connection (at most
+//!   `server.http2_max_concurrent_streams` streams and
+//!   `server.http2_max_header_list_size` of headers; h2's defences against
+//!   rapid reset stay on), anything else by the same HTTP/1 builder as
+//!   plain connections. An HTTP/2 connection with no request in flight for
+//!   `server.keep_alive_timeout` is closed, as an idle HTTP/1 one is.
 //! - **Shutdown.** The listener closes, open connections finish their
 //!   in-flight request and close (hyper's graceful shutdown), bounded by
 //!   the caller's drain limit.
@@ -34,7 +42,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -50,6 +58,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
+    pub http2_max_concurrent_streams: u32,
+    pub http2_max_header_list_size: u32,
 }
 
 impl ConnectionLimits {
@@ -69,15 +79,22 @@ pub struct ConnectionCounters {
     pub refused_over_cap: AtomicU64,
     /// Closed, before their first request, to make room for a newcomer.
     pub evicted: AtomicU64,
+    /// TLS handshakes that failed (a plain-HTTP client, an unknown
+    /// protocol version, a client that does not trust the certificate).
+    pub tls_handshake_failures: AtomicU64,
+    /// Connections that negotiated HTTP/2.
+    pub http2: AtomicU64,
     pub open: AtomicUsize,
 }
 
-/// Serves `router` on `listener` under `limits` until `stop` completes,
-/// then drains for at most `drain`.
+/// Serves `router` on `listener` under `limits` (over TLS when `tls` is
+/// given) until `stop` completes, then drains for at most `drain`.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     counters: Arc<ConnectionCounters>,
     stop: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
@@ -91,7 +108,21 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.keep_alive_timeout)
         .keep_alive(true);
-    let builder = Arc::new(builder);
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(limits.http2_max_header_list_size)
+        // h2's rapid-reset defences, pinned rather than left to defaults:
+        // streams the client resets before they are accepted
+        // (CVE-2023-44487), and resets the client provokes from the server
+        // (CVE-2025-8671), past which the connection is closed.
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024);
+    let builders = Arc::new(Builders {
+        http1: builder,
+        http2: h2,
+        tls: tls.map(tokio_rustls::TlsAcceptor::from),
+    });
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::pin!(stop);
     loop {
@@ -112,7 +143,7 @@ pub async fn serve(
         counters.accepted.fetch_add(1, Ordering::Relaxed);
         let Ok(service) = make_service.call(addr).await;
         let connection = Connection {
-            builder: Arc::clone(&builder),
+            builders: Arc::clone(&builders),
             service,
             limits,
             counters: Arc::clone(&counters),
@@ -162,9 +193,16 @@ pub async fn serve(
     }
 }
 
+/// How connections are served: HTTP/1, HTTP/2 (over TLS only), TLS.
+struct Builders {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// A connection accepted, not yet served.
 struct Connection {
-    builder: Arc<hyper::server::conn::http1::Builder>,
+    builders: Arc<Builders>,
     service: axum::middleware::AddExtension<Router, axum::extract::ConnectInfo<SocketAddr>>,
     limits: ConnectionLimits,
     counters: Arc<ConnectionCounters>,
@@ -225,6 +263,10 @@ impl Connection {
         let idle = Arc::clone(&self.idle);
         let keep = Arc::clone(&held);
         let service = self.service;
+        // Requests in flight, and when the last one ended, for the HTTP/2
+        // idle timeout (HTTP/1 has hyper's keep-alive timer).
+        let activity = Arc::new(Activity::default());
+        let track = Arc::clone(&activity);
         let hyper_service = hyper::service::service_fn(move |req: Request<Incoming>| {
             if !first.swap(true, Ordering::AcqRel) {
                 let slot = idle.take(id);
@@ -232,13 +274,54 @@ impl Connection {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = slot;
             }
-            service.clone().oneshot(req.map(axum::body::Body::new))
+            let busy = Activity::begin(&track);
+            let response = service.clone().oneshot(req.map(axum::body::Body::new));
+            async move {
+                let response = response.await;
+                drop(busy);
+                response
+            }
         });
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(stream), hyper_service);
-        let connection = self.watcher.watch(connection);
-        tokio::pin!(connection);
+        let builders = Arc::clone(&self.builders);
+        let counters = Arc::clone(&self.counters);
+        let watcher = self.watcher;
+        let keep_alive = self.limits.keep_alive_timeout;
+        let serving = async move {
+            let Some(acceptor) = &builders.tls else {
+                let connection = builders
+                    .http1
+                    .serve_connection(TokioIo::new(stream), hyper_service);
+                let _ = watcher.watch(connection).await;
+                return;
+            };
+            let tls = match acceptor.accept(stream).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    counters
+                        .tls_handshake_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            if tls.get_ref().1.alpn_protocol() == Some(super::tls::ALPN_H2) {
+                counters.http2.fetch_add(1, Ordering::Relaxed);
+                let connection = builders
+                    .http2
+                    .serve_connection(TokioIo::new(tls), hyper_service);
+                tokio::select! {
+                    _ = watcher.watch(connection) => {}
+                    () = activity.idle_for(keep_alive) => {
+                        tracing::debug!("HTTP/2 connection closed: idle");
+                    }
+                }
+            } else {
+                let connection = builders
+                    .http1
+                    .serve_connection(TokioIo::new(tls), hyper_service);
+                let _ = watcher.watch(connection).await;
+            }
+        };
         let header_read_timeout = self.limits.header_read_timeout;
         let first_request = async {
             tokio::time::sleep(header_read_timeout).await;
@@ -248,7 +331,7 @@ impl Connection {
         };
         self.counters.open.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
-            _ = &mut connection => {}
+            () = serving => {}
             () = first_request => {
                 self.counters.header_timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("connection closed: no request headers in time");
@@ -260,6 +343,63 @@ impl Connection {
         drop(self.idle.take(id));
         drop(held);
         self.counters.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The requests in flight on one connection, and when it last had none.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds since [`Activity::epoch`] when the last request ended.
+    last_done_ms: AtomicU64,
+    epoch: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+/// A request in flight; ends it when dropped.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        activity
+            .last_done_ms
+            .store(activity.now_ms(), Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Activity {
+    fn begin(this: &Arc<Self>) -> Busy {
+        this.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(this))
+    }
+
+    fn epoch(&self) -> tokio::time::Instant {
+        *self.epoch.get_or_init(tokio::time::Instant::now)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Completes once no request has been in flight for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        let epoch = self.epoch();
+        loop {
+            let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
+            let deadline = epoch + last + limit;
+            if self.in_flight.load(Ordering::Acquire) == 0
+                && tokio::time::Instant::now() >= deadline
+            {
+                return;
+            }
+            let next = if self.in_flight.load(Ordering::Acquire) == 0 {
+                deadline
+            } else {
+                tokio::time::Instant::now() + limit
+            };
+            tokio::time::sleep_until(next).await;
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::reader::Reader;
+use super::reader::{Reader, any_duration};
 use super::secret::SigningSecret;
 use super::setting::Setting;
 use crate::domain::Role;
@@ -213,9 +213,4 @@ impl Argon2Settings {
         }
         Some(settings)
     }
-}
-
-/// A duration that may be zero.
-fn any_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| e.to_string())
 }

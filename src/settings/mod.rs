@@ -34,7 +34,7 @@ pub use headers::HeaderSettings;
 pub use rate_limit::RateLimitSettings;
 pub use redis::RedisSettings;
 pub use secret::SigningSecret;
-pub use server::{ForwardedHeader, LogFormat, LogSettings, ServerSettings};
+pub use server::{ForwardedHeader, LogFormat, LogSettings, ServerSettings, TlsFiles};
 pub use sources::Sources;
 
 use reader::Reader;

@@ -239,6 +239,11 @@ fn overlay(base: &mut Option<Value>, over: Value) {
     }
 }
 
+/// A duration, zero included.
+pub(super) fn any_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
 /// A duration such as `30s`, `15m` or `7d`, longer than zero.
 pub(super) fn positive_duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text)

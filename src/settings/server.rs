@@ -30,6 +30,23 @@ pub struct ServerSettings {
     pub keep_alive_timeout: Duration,
     /// Connections served at once; `0` derives it from the file limit.
     pub max_connections: usize,
+    /// Native TLS: the certificate chain and private key (PEM files), both
+    /// or neither.
+    pub tls: Option<TlsFiles>,
+    /// How often the TLS files are checked for a change (`0`: only on
+    /// SIGHUP).
+    pub tls_reload_interval: Duration,
+    /// HTTP/2 (over TLS): streams one connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: largest header list a request may send, in bytes.
+    pub http2_max_header_list_size: u32,
+}
+
+/// The PEM files native TLS serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The header trusted proxies put the client chain in.
@@ -107,8 +124,61 @@ impl ServerSettings {
                     .note("derived from the file limit")
                     .help("Connections served at once. `0`: the process's open-file limit (raised to its hard limit at start-up) less room for the database pool, Redis and files. A connection over the cap waits up to a second for a free slot, then is closed; connections already open keep being served."),
             )?,
+            tls: tls_files(r),
+            tls_reload_interval: r.parse(
+                Setting::new("server.tls_reload_interval", "PALISADE_TLS_RELOAD_INTERVAL", "60s")
+                    .help("How often the TLS certificate and key files are checked for a change; a changed pair is loaded for new connections (open ones keep theirs). `0s`: only on SIGHUP, which always reloads."),
+                super::reader::any_duration,
+            )?,
+            http2_max_concurrent_streams: r.int(
+                Setting::new("server.http2_max_concurrent_streams", "PALISADE_HTTP2_MAX_CONCURRENT_STREAMS", "100")
+                    .range(1, 10_000)
+                    .help("HTTP/2 (with TLS): requests one connection may have in flight at once; more are refused with `REFUSED_STREAM`."),
+            )?,
+            http2_max_header_list_size: r.int(
+                Setting::new("server.http2_max_header_list_size", "PALISADE_HTTP2_MAX_HEADER_LIST_SIZE", "16384")
+                    .range(1024, 1 << 20)
+                    .help("HTTP/2 (with TLS): largest request header list, in bytes (as HPACK counts it); a larger one is refused with 431."),
+            )?,
         };
         Some(settings)
+    }
+}
+
+/// `server.tls_cert` and `server.tls_key`: both, or neither.
+fn tls_files(r: &mut Reader) -> Option<TlsFiles> {
+    let path = |r: &mut Reader, s: Setting| {
+        r.parse(s, |text| Ok::<_, String>(PathBuf::from(text)))
+            .filter(|p| !p.as_os_str().is_empty())
+    };
+    let cert = path(
+        r,
+        Setting::unset("server.tls_cert", "PALISADE_TLS_CERT")
+            .note("(unset: plain HTTP)")
+            .help("PEM file with the certificate chain to serve HTTPS with (leaf first), natively: TLS 1.3 and 1.2, HTTP/2 and HTTP/1.1 by ALPN. Needs `server.tls_key`. Read at start-up (a bad pair stops it), on SIGHUP and when it changes."),
+    );
+    let key = path(
+        r,
+        Setting::unset("server.tls_key", "PALISADE_TLS_KEY")
+            .help("PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1). Keep it owner-only."),
+    );
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => {
+            r.problem(
+                "server.tls_key",
+                "server.tls_cert is set: set the private key too",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            r.problem(
+                "server.tls_cert",
+                "server.tls_key is set: set the certificate too",
+            );
+            None
+        }
     }
 }
 

@@ -209,7 +209,7 @@ fn help_documents_every_command_and_option() {
 }
 
 /// A server process, killed when dropped.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -219,6 +219,12 @@ impl Drop for Server {
 }
 
 fn start(dir: &std::path::Path) -> (Server, String) {
+    start_with(dir, &[])
+}
+
+/// `palisade serve` in `dir` with `env` (and nothing else from the
+/// environment); its address once it says it listens.
+pub(crate) fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String) {
     // Under the usual umask (022), so that files the server does not
     // create owner-only would show it.
     let mut child = Command::new("sh")
@@ -226,6 +232,7 @@ fn start(dir: &std::path::Path) -> (Server, String) {
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir", "data"])
         .env_clear()
         .env("PALISADE_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -272,6 +279,21 @@ fn zero_config_serve_generates_a_private_secret_once_and_stops_on_sigterm() {
         }
     }
 
+    stop_with_sigterm(&mut server);
+
+    // The handlers are installed before the server says it listens: a
+    // SIGTERM at once (no request served yet) drains too, not kills.
+    let (mut again, _) = start(dir.path());
+    stop_with_sigterm(&mut again);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        first,
+        "the secret was regenerated"
+    );
+}
+
+/// Sends SIGTERM and expects a clean exit (status 0) within 15 s.
+fn stop_with_sigterm(server: &mut Server) {
     let pid = server.0.id().to_string();
     assert!(
         Command::new("kill")
@@ -292,13 +314,6 @@ fn zero_config_serve_generates_a_private_secret_once_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-
-    let (_again, _) = start(dir.path());
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        first,
-        "the secret was regenerated"
-    );
 }
 
 mod reqwest {

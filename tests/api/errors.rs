@@ -156,6 +156,7 @@ async fn shutdown_drains_a_request_in_flight() {
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
+    crate::helpers::install_crypto();
     let client = reqwest::Client::new();
     let in_flight = tokio::spawn(async move {
         client

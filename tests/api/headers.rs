@@ -76,6 +76,41 @@ async fn hsts_can_be_turned_off() {
 }
 
 #[tokio::test]
+async fn hsts_is_left_off_only_when_a_trusted_proxy_says_the_client_used_plain_http() {
+    let hsts = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_some()
+    };
+    let from = |app: &crate::helpers::TestApp, proto: &'static str| {
+        app.client
+            .get(app.url("/health/live"))
+            .header("x-forwarded-proto", proto)
+            .send()
+    };
+    let behind = spawn_app(&[("PALISADE_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    assert!(
+        !hsts(&from(&behind, "http").await.unwrap()),
+        "trusted proxy, http"
+    );
+    assert!(
+        hsts(&from(&behind, "https").await.unwrap()),
+        "trusted proxy, https"
+    );
+    assert!(
+        hsts(&behind.get("/health/live").await),
+        "trusted proxy, no claim"
+    );
+    // Anyone else's claim changes nothing.
+    let direct = spawn_app(&[]).await;
+    assert!(
+        hsts(&from(&direct, "http").await.unwrap()),
+        "untrusted peer"
+    );
+}
+
+#[tokio::test]
 async fn a_sane_request_id_is_kept_and_an_insane_one_replaced() {
     let app = spawn_app(&[]).await;
     let kept = app

@@ -268,7 +268,16 @@ pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestServer {
     }
 }
 
+/// reqwest is built without a rustls provider of its own (it would bring
+/// aws-lc-rs): ring, as the server, is installed as the process default.
+pub fn install_crypto() {
+    // ring, as the server (see src/http/tls.rs); a second install is a no-op.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn client() -> reqwest::Client {
+    install_crypto();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

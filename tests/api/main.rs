@@ -30,4 +30,5 @@ mod scale_out;
 mod session_cache;
 mod sql_hygiene;
 mod text;
+mod tls;
 mod tokens;
