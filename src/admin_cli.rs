@@ -153,7 +153,7 @@ async fn find(state: &AppState, who: &str) -> Result<User, String> {
     let pool = state.db.pool();
     let found = match users::find_by_id(pool, who).await {
         Ok(Some(user)) => Some(user),
-        Ok(None) => users::find_by_login(pool, &who.trim().to_lowercase())
+        Ok(None) => users::find_by_login(pool, &crate::domain::email::login_key(who))
             .await
             .map_err(|e| e.to_string())?
             .map(|(user, _)| user),

@@ -5,7 +5,7 @@
 //! password hash, and [`AuditEvent`].
 
 mod audit_event;
-mod email;
+pub mod email;
 mod name;
 pub mod password;
 mod role;

@@ -112,7 +112,19 @@ impl Db {
         } else {
             sqlx::migrate!("migrations/sqlite").run(&self.pool).await
         };
-        result.context("database migration failed")
+        result.context("database migration failed")?;
+        let rekeyed = users::rekey_emails(&self.pool)
+            .await
+            .context("recomputing the email keys failed")?;
+        if rekeyed.changed + rekeyed.collisions + rekeyed.unparsable > 0 {
+            tracing::info!(
+                changed = rekeyed.changed,
+                collisions = rekeyed.collisions,
+                unparsable = rekeyed.unparsable,
+                "email keys recomputed (NFKC and case folding)"
+            );
+        }
+        Ok(())
     }
 
     /// Whether the database answers.

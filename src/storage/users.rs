@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
-use crate::domain::{Role, User};
+use crate::domain::{Email, Role, User};
 
 /// A stored password hash (a PHC string, or a bcrypt hash awaiting its
 /// upgrade). Only the hashing pool reads it; its `Debug` shows nothing.
@@ -212,11 +212,12 @@ pub async fn upgrade_hash(
 }
 
 /// Escapes `%`, `_` and `\` so that `text` matches itself in a `LIKE ...
-/// ESCAPE '\'` pattern, lower-cased, as a substring.
+/// ESCAPE '\'` pattern, folded as the keys are (NFKC, case folding), as a
+/// substring.
 pub fn like_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('%');
-    for c in text.to_lowercase().chars() {
+    for c in crate::domain::email::fold(text).chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
@@ -382,4 +383,84 @@ mod tests {
         assert!(stored.expose().starts_with("$argon2id$"));
         assert_eq!(format!("{stored:?}"), "StoredHash(<redacted>)");
     }
+}
+
+/// What [`rekey_emails`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rekeyed {
+    /// Keys rewritten.
+    pub changed: u64,
+    /// Accounts whose new key another account already holds: they keep
+    /// their old key (and log in by username).
+    pub collisions: u64,
+    /// Stored addresses today's rules refuse (a mixed-script domain):
+    /// they keep their old key.
+    pub unparsable: u64,
+}
+
+/// The maintenance task of [`rekey_emails`].
+const REKEY_EMAILS: &str = "email_key_nfkc_casefold";
+
+/// Recomputes every email key under the current rules ([`Email::key`]),
+/// once per database: accounts made before the keys were folded (NFKC,
+/// case folding, one IDNA form) get the key they would get today. When two
+/// accounts' addresses are now one, the account whose key is already the
+/// new one (or, if neither, the older) holds it; the other keeps its old
+/// key and is logged with both ids, for an operator to settle.
+pub async fn rekey_emails(pool: &AnyPool) -> Result<Rekeyed, sqlx::Error> {
+    let done = sqlx::query("SELECT task FROM maintenance WHERE task = $1")
+        .bind(REKEY_EMAILS)
+        .fetch_optional(pool)
+        .await?;
+    let mut report = Rekeyed::default();
+    if done.is_some() {
+        return Ok(report);
+    }
+    let rows = sqlx::query("SELECT id, email, email_key FROM users ORDER BY created_at, id")
+        .fetch_all(pool)
+        .await?;
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let email: String = row.try_get("email")?;
+        let old: String = row.try_get("email_key")?;
+        let Ok(new) = Email::parse(&email).map(|e| e.key()) else {
+            report.unparsable += 1;
+            tracing::warn!(user_id = %id, "stored email address refused by today's rules; its key is kept");
+            continue;
+        };
+        if new == old {
+            continue;
+        }
+        let updated = sqlx::query("UPDATE users SET email_key = $2 WHERE id = $1")
+            .bind(&id)
+            .bind(&new)
+            .execute(pool)
+            .await;
+        match updated {
+            Ok(_) => report.changed += 1,
+            Err(e) if super::violated_unique(&e, &["email_key"]).is_some() => {
+                report.collisions += 1;
+                let holder = sqlx::query("SELECT id FROM users WHERE email_key = $1")
+                    .bind(&new)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(|r| r.try_get::<String, _>("id"))
+                    .transpose()?;
+                tracing::warn!(
+                    user_id = %id,
+                    holder = holder.as_deref().unwrap_or("?"),
+                    "two accounts' email addresses are one under NFKC and case folding; this one keeps its old key and can log in by username"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    sqlx::query(
+        "INSERT INTO maintenance (task, done_at) VALUES ($1, $2) ON CONFLICT (task) DO NOTHING",
+    )
+    .bind(REKEY_EMAILS)
+    .bind(super::now_ms())
+    .execute(pool)
+    .await?;
+    Ok(report)
 }

@@ -117,7 +117,7 @@ pub async fn password_login(
     username: &str,
     password: &str,
 ) -> Result<TokenResponse, GrantError> {
-    let account = username.trim().to_lowercase();
+    let account = crate::domain::email::login_key(username);
     let checks = state
         .limiter
         .check_account(route.0, route.1, ip, &account)

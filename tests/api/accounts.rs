@@ -226,6 +226,141 @@ async fn a_taken_email_or_username_is_a_conflict_whatever_its_case() {
     );
 }
 
+/// Addresses that differ only by compatibility forms or case are one
+/// account's: at registration (409) and at login; a domain mixing scripts
+/// is refused. Each pair below registered twice before the keys were
+/// folded.
+#[tokio::test]
+async fn emails_equal_under_nfkc_and_case_folding_are_one_account() {
+    let app = spawn_app(&[]).await;
+    let pairs = [
+        ("ＡＤＡ@example.org", "ada@example.org"),
+        ("ﬁnn@example.org", "FINN@example.org"),
+        ("straße@example.org", "STRASSE@example.org"),
+        ("\u{212A}im@example.org", "kim@example.org"),
+        ("\u{130}lker@example.org", "\u{130}LKER@EXAMPLE.ORG"),
+        ("zoe@bücher.example", "ZOE@xn--bcher-kva.example"),
+    ];
+    for (i, (first, second)) in pairs.iter().enumerate() {
+        let username = format!("user_{i}");
+        let created = app
+            .post_json("/auth/register", &body(first, &username, "Ada", PASSWORD))
+            .await;
+        assert_eq!(created.status(), 201, "{first}: {:?}", created.text().await);
+        let again = app
+            .post_json(
+                "/auth/register",
+                &body(second, &format!("other_{i}"), "Ada", PASSWORD),
+            )
+            .await;
+        assert!(
+            problem(again, 409).await["detail"]
+                .as_str()
+                .unwrap()
+                .contains("email"),
+            "{second} after {first}"
+        );
+        // Logging in with the other form finds the account.
+        let token = app.token_request(second, PASSWORD).await;
+        assert_eq!(token.status(), 200, "login as {second}");
+    }
+    // Stored as given.
+    let stored: String = sqlx::query_scalar("SELECT email FROM users WHERE username = 'user_2'")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(stored, "straße@example.org");
+    // Dotless ı is another letter: another account.
+    let dotless = app
+        .post_json(
+            "/auth/register",
+            &body("\u{131}da@example.org", "dotless", "Ada", PASSWORD),
+        )
+        .await;
+    assert_eq!(dotless.status(), 201);
+    let dotted = app
+        .post_json(
+            "/auth/register",
+            &body("ida@example.org", "dotted", "Ada", PASSWORD),
+        )
+        .await;
+    assert_eq!(dotted.status(), 201);
+
+    // A Latin domain with a Cyrillic "а" in it, as Unicode or punycode.
+    let punycode = idna::domain_to_ascii("p\u{430}ypal.com").unwrap();
+    for mixed in ["eve@p\u{430}ypal.com".to_owned(), format!("eve@{punycode}")] {
+        let refused = app
+            .post_json(
+                "/auth/register",
+                &body(&mixed, "eve_mixed", "Eve", PASSWORD),
+            )
+            .await;
+        let errors = problem(refused, 422).await;
+        assert!(
+            errors.to_string().contains("mixes scripts"),
+            "{mixed}: {errors}"
+        );
+    }
+}
+
+/// Accounts made before the keys were folded get today's key once, at
+/// start-up; two accounts that are now one keep apart (the second keeps
+/// its old key) rather than stopping the server.
+#[tokio::test]
+async fn stored_email_keys_are_recomputed_once_and_collisions_are_kept_apart() {
+    let app = spawn_app(&[]).await;
+    app.register("old_fold").await;
+    app.register("holder").await;
+    app.register("latecomer").await;
+    let pool = app.db();
+    // As the old rules stored them: lower-cased only.
+    for (username, email) in [
+        ("old_fold", "ＯＬＤ@example.org"),
+        ("holder", "strasse@example.org"),
+        ("latecomer", "Straße@example.org"),
+    ] {
+        sqlx::query("UPDATE users SET email = $1, email_key = $2 WHERE username = $3")
+            .bind(email)
+            .bind(email.to_lowercase())
+            .bind(username)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM maintenance")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let report = palisade::storage::users::rekey_emails(pool).await.unwrap();
+    assert_eq!(report.changed, 1, "{report:?}");
+    assert_eq!(report.collisions, 1, "{report:?}");
+    let key = |username: &'static str| async move {
+        sqlx::query_scalar::<_, String>("SELECT email_key FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(key("old_fold").await, "old@example.org");
+    assert_eq!(key("holder").await, "strasse@example.org");
+    assert_eq!(key("latecomer").await, "straße@example.org");
+    assert_eq!(
+        app.token_request("OLD@example.org", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    // Once: a second run finds the task done and changes nothing.
+    sqlx::query("UPDATE users SET email_key = 'ｏｌｄ@example.org' WHERE username = 'old_fold'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let again = palisade::storage::users::rekey_emails(pool).await.unwrap();
+    assert_eq!(again, palisade::storage::users::Rekeyed::default());
+    assert_eq!(key("old_fold").await, "ｏｌｄ@example.org");
+}
+
 #[tokio::test]
 async fn composition_rules_are_off_by_default_and_a_setting() {
     let strict = spawn_app(&[("PALISADE_PASSWORD_COMPOSITION_RULES", "true")]).await;
