@@ -44,12 +44,13 @@
 #   F_SWEEP_INTERVAL=60  seconds between sweeps in scenario f
 #   ROUNDS=3          a, b and c run as a block this many times; the summary
 #                     gives the medians, and every round's figures
-#   SCENARIOS="a b c d e f g h l i j k" which scenarios to run, in this order; "attrib"
+#   SCENARIOS="a b c s d e f g h l i j k" which scenarios to run, in this order; "attrib"
 #                     (optional, after a) measures b with parts of the
 #                     stack switched off by settings
 #   SERVER_ENV="VAR=VALUE ..."  extra environment for every palisade started
 #                     (e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072)
 #   SKIP_BUILD=1      use the binaries already in target/release
+#   PALISADE_BIN=...  the palisade binary to measure (default target/release/palisade)
 #   BUILD_TIMEOUT=1800  bound in seconds for the (locked) cargo build
 #   RESULTS_DIR=...   keep wrk outputs and server logs there (else a
 #                     temporary folder, removed on exit)
@@ -75,7 +76,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 KEYS=${KEYS:-1000000}
 KEYS_TIMEOUT=${KEYS_TIMEOUT:-240}
 SWEEP_WAIT=${SWEEP_WAIT:-5}
-SCENARIOS=${SCENARIOS:-"a b c d e f g h l i j k"}
+SCENARIOS=${SCENARIOS:-"a b c s d e f g h l i j k"}
 ROUNDS=${ROUNDS:-3}
 SKIP_BUILD=${SKIP_BUILD:-0}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -86,7 +87,7 @@ QUIET_BUSY=${QUIET_BUSY:-20}
 QUIET_TIMEOUT=${QUIET_TIMEOUT:-120}
 SERVER_ENV=${SERVER_ENV:-}
 
-PALISADE_BIN=$ROOT/target/release/palisade
+PALISADE_BIN=${PALISADE_BIN:-$ROOT/target/release/palisade}
 BARE_BIN=$ROOT/target/release/examples/bare_hello
 HASH_BIN=$ROOT/target/release/examples/hash_time
 LOGIN_LUA=$ROOT/bench/login.lua
@@ -94,6 +95,7 @@ IPS_LUA=$ROOT/bench/distinct_ips.lua
 
 # Targets.
 TARGET_RATIO_PCT=70       # b and c, as a percentage of a
+TARGET_TLS_PCT=60         # s: /api/data over TLS, as a percentage of the bare hello over TLS
 TARGET_IDLE_RSS_MIB=20    # d
 TARGET_KEYS_RSS_MIB=200   # e and f, right after the million keys
 TARGET_PROFILE_PCT=50     # g, as a percentage of a
@@ -209,7 +211,7 @@ wait_http() {
   local url=$1 pid=$2 i
   for i in $(seq 200); do
     alive "$pid" || return 1
-    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+    if curl -fsSk -o /dev/null --max-time 1 "$url" 2>/dev/null; then
       return 0
     fi
     sleep 0.05
@@ -238,7 +240,7 @@ start_server() {
     (cd "$WORK" && exec 9>&- && exec "${cmd[@]}") >"$logfile" 2>&1 &
     SERVER_PID=$!
     track "$SERVER_PID"
-    SERVER_URL=http://127.0.0.1:$port
+    SERVER_URL=$SCHEME://127.0.0.1:$port
     status=0
     wait_http "$SERVER_URL$health" "$SERVER_PID" || status=$?
     case $status in
@@ -350,7 +352,7 @@ run_wrk() {
 status_of() {
   local url=$1
   shift
-  curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "$url" || true
+  curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "$@" "$url" || true
 }
 
 # How busy all CPUs are over one second, in percent.
@@ -705,6 +707,39 @@ scenario_l() {
   stop_pid "$pid"
 }
 
+# s: HTTPS at both ends, the same rustls configuration (src/http/tls.rs)
+# and a P-256 certificate made here by openssl: the bare hello over TLS
+# against GET /api/data over TLS (limit lifted), ROUNDS rounds, each pair
+# back to back; medians. wrk speaks HTTP/1.1 and keeps its connections,
+# so this measures requests over TLS, not handshakes.
+SCHEME=http
+scenario_s() {
+  command -v openssl >/dev/null || die "s: openssl is not installed"
+  local cert=$WORK/tls-cert.pem key=$WORK/tls-key.pem round pid
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=localhost -keyout "$key" -out "$cert" >/dev/null 2>&1 || die "s: openssl failed"
+  SCHEME=https
+  for round in $(seq "$ROUNDS"); do
+    log "s: round $round of $ROUNDS"
+    start_server bare_hello_tls / env -i PATH="$PATH" BARE_TLS_CERT="$cert" BARE_TLS_KEY="$key" \
+      "$BARE_BIN" "127.0.0.1:@PORT"
+    pid=$SERVER_PID
+    run_wrk s-bare "$SERVER_URL/"
+    add s_bare_rps "$WRK_RPS"; add s_bare_cpu "$WRK_SERVER_CPU_US"
+    stop_pid "$pid"
+    start_palisade s PALISADE_TLS_CERT="$cert" PALISADE_TLS_KEY="$key" \
+      PALISADE_RATE_LIMIT_POLICIES='data=1000000000/second per ip'
+    pid=$SERVER_PID
+    [ "$(status_of "$SERVER_URL/api/data")" = 200 ] || die "s: GET /api/data over TLS is not 200"
+    run_wrk s-palisade "$SERVER_URL/api/data"
+    [ "$WRK_NON2XX" = 0 ] || log "WARNING: s got $WRK_NON2XX non-2xx answers"
+    add s_rps "$WRK_RPS"; add s_cpu "$WRK_SERVER_CPU_US"; add s_p99 "$WRK_P99_MS"
+    add s_pct "$(pct "$WRK_RPS" "${RESULT[s_bare_rps_all]##* }")"
+    stop_pid "$pid"
+  done
+  SCHEME=http
+}
+
 # attrib (optional, not in the default SCENARIOS): where b's cost goes.
 # GET /api/data with the limit lifted, as in b, with parts of the stack
 # switched off through settings (no code change): the docs routes, the
@@ -890,6 +925,20 @@ summary() {
   row "f  VmRSS, keys held, MiB" "$(r f_rss_peak)" "<= ${TARGET_KEYS_RSS_MIB} MiB" "$(verdict "$(r f_rss_peak)" "<=" "$TARGET_KEYS_RSS_MIB")"
   row "f  VmHWM (peak), MiB" "$(r f_hwm)" "(<= ${TARGET_KEYS_RSS_MIB} MiB)" "$(verdict "$(r f_hwm)" "<=" "$TARGET_KEYS_RSS_MIB")"
   row "f  VmRSS after the first sweep, MiB" "$(r f_rss_swept)" "falls back" "$(r f_fallback)"
+  local f_twice
+  # Idle as d measured it (after 2 s of rest); f's own "before" if d did
+  # not run (read right after start-up, so it may still hold start-up's
+  # Argon2 buffer).
+  local idle=$(r d_rss)
+  [ "$idle" != - ] || idle=$(r f_rss_before)
+  f_twice=$(awk -v b="$idle" 'BEGIN { if (b != "-" && b > 0) printf "%.1f", 2 * b; else print "-" }')
+  row "f  VmRSS after the sweep, within 2x idle" "$(r f_rss_swept)" "<= $f_twice MiB" "$(verdict "$(r f_rss_swept)" "<=" "$f_twice")"
+  row "s  bare hello over TLS, req/s" "$(r s_bare_rps)" "(ceiling)" ""
+  row "s  bare hello over TLS, CPU us/request" "$(r s_bare_cpu)" "" ""
+  row "s  /api/data over TLS, req/s" "$(r s_rps)" "" ""
+  row "s  /api/data over TLS, % of TLS bare" "$(r s_pct)" ">= ${TARGET_TLS_PCT}% of it" "$(verdict "$(r s_pct)" ">=" "$TARGET_TLS_PCT")"
+  row "s  /api/data over TLS, p99 ms" "$(r s_p99)" "" ""
+  row "s  /api/data over TLS, CPU us/request" "$(r s_cpu)" "" ""
   row "g  /profile 200, req/s" "$(r g_rps)" "" ""
   row "g  /profile, % of a" "$(r ga)" ">= ${TARGET_PROFILE_PCT}% of a" "$(verdict "$(r ga)" ">=" "$TARGET_PROFILE_PCT")"
   row "g  /profile, p99 ms" "$(r g_p99)" "<= ${TARGET_PROFILE_P99_MS} ms" "$(verdict "$(r g_p99)" "<=" "$TARGET_PROFILE_P99_MS")"

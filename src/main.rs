@@ -9,6 +9,13 @@ use palisade::cli::{Cli, Command};
 use palisade::settings::{LogFormat, LogSettings, Settings};
 use palisade::startup::Application;
 
+/// jemalloc, which returns freed memory to the system within about a
+/// second (the `jemalloc` feature, on by default; its settings are in
+/// `.cargo/config.toml`; see docs/benchmarks.md for why).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.sources()) {

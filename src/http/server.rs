@@ -264,7 +264,7 @@ impl Connection {
         let keep = Arc::clone(&held);
         let service = self.service;
         // Requests in flight, and when the last one ended, for the HTTP/2
-        // idle timeout (HTTP/1 has hyper's keep-alive timer).
+        // idle timeout (HTTP/1 has hyper's keep-alive timer, and skips it).
         let activity = Arc::new(Activity::default());
         let track = Arc::clone(&activity);
         let hyper_service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -274,7 +274,10 @@ impl Connection {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = slot;
             }
-            let busy = Activity::begin(&track);
+            let busy = track
+                .tracked
+                .load(Ordering::Relaxed)
+                .then(|| Activity::begin(&track));
             let response = service.clone().oneshot(req.map(axum::body::Body::new));
             async move {
                 let response = response.await;
@@ -306,6 +309,7 @@ impl Connection {
             };
             if tls.get_ref().1.alpn_protocol() == Some(super::tls::ALPN_H2) {
                 counters.http2.fetch_add(1, Ordering::Relaxed);
+                activity.tracked.store(true, Ordering::Relaxed);
                 let connection = builders
                     .http2
                     .serve_connection(TokioIo::new(tls), hyper_service);
@@ -349,6 +353,8 @@ impl Connection {
 /// The requests in flight on one connection, and when it last had none.
 #[derive(Default)]
 struct Activity {
+    /// Whether requests are counted (HTTP/2 only), set before the first.
+    tracked: AtomicBool,
     in_flight: AtomicUsize,
     /// Milliseconds since [`Activity::epoch`] when the last request ended.
     last_done_ms: AtomicU64,
