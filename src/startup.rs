@@ -25,7 +25,7 @@ use crate::ratelimit::failover::{FailoverStore, fallback_for};
 use crate::ratelimit::redis::RedisStore;
 use crate::routes;
 use crate::settings::{Settings, SigningSecret, TlsFiles, secret};
-use crate::state::AppState;
+use crate::state::{AppParts, AppState};
 use crate::storage::Db;
 
 /// A server, bound and ready to run.
@@ -105,7 +105,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         }
         None => (limiter, None, Backoff::local(local_backoff)),
     };
-    Ok(AppState {
+    Ok(AppState::new(AppParts {
         sessions,
         passwords: Arc::new(PasswordPolicy::new(auth.password_composition_rules)),
         settings: Arc::new(settings),
@@ -115,7 +115,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         tokens,
         hasher: Arc::new(hasher),
         throttle: Arc::new(throttle),
-    })
+    }))
 }
 
 impl Application {

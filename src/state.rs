@@ -1,4 +1,5 @@
-//! The state of the assembled application: cheap to clone, `Arc`s inside.
+//! The state of the assembled application: one `Arc`, so the clone axum
+//! makes for every request is one reference count, not one per part.
 //! Handlers and extractors never take it whole; they take the narrow
 //! states below through `FromRef`.
 
@@ -17,9 +18,28 @@ use crate::ratelimit::failover::FailoverStore;
 use crate::settings::Settings;
 use crate::storage::Db;
 
-/// Shared application state.
+/// Shared application state: [`AppParts`] behind one `Arc` (fields are
+/// reached through `Deref`).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What the application state holds.
+#[derive(Debug)]
+pub struct AppParts {
     pub settings: Arc<Settings>,
     pub limiter: Arc<RateLimiter>,
     /// The shared (Redis) limit store, when `REDIS_URL` is set: for its

@@ -14,6 +14,7 @@ pub mod sessions;
 pub mod users;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -30,7 +31,9 @@ use crate::settings::secret::{create_private_dir, create_private_file};
 pub struct Db {
     pool: AnyPool,
     postgres: bool,
-    sqlite_file: Option<PathBuf>,
+    /// Shared, so that a clone (one per request that takes the state)
+    /// does not copy the path.
+    sqlite_file: Option<Arc<Path>>,
 }
 
 /// Name of the embedded database file in the data folder.
@@ -95,7 +98,7 @@ impl Db {
         Ok(Self {
             pool,
             postgres,
-            sqlite_file,
+            sqlite_file: sqlite_file.map(Arc::from),
         })
     }
 
