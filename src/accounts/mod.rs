@@ -1,5 +1,6 @@
-//! Accounts: registration, the caller's profile, password change and
-//! account deletion.
+//! Accounts: registration, the caller's profile, password change, account
+//! deletion and the caller's sessions.
 
 pub mod profile;
 pub mod register;
+pub mod sessions;

@@ -54,6 +54,7 @@ pub enum Event {
     AccountDelete,
     AdminUpdateUser,
     AdminDeleteUser,
+    SessionEnd,
 }
 
 impl Event {
@@ -70,6 +71,7 @@ impl Event {
             Self::AccountDelete => "account_delete",
             Self::AdminUpdateUser => "admin_update_user",
             Self::AdminDeleteUser => "admin_delete_user",
+            Self::SessionEnd => "session_end",
         }
     }
 }

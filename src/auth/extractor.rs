@@ -114,5 +114,17 @@ pub async fn authenticate(state: &Authn, token: &str) -> Result<AuthUser, ApiErr
         tracing::info!("access token refused: issued before the last password change");
         return Err(invalid);
     }
+    // `last_used_at`, at most once a minute per session and instance, off
+    // the request's path (a failed write costs only that figure).
+    if state.sessions.touch_due(&claims.sid, now) {
+        let pool = state.db.pool().clone();
+        let session = claims.sid.clone();
+        tokio::spawn(async move {
+            let since = now - crate::cache::TOUCH_EVERY_MS;
+            if let Err(e) = sessions::touch(&pool, &session, now, since).await {
+                tracing::debug!(error = %e, "could not record the session's last use");
+            }
+        });
+    }
     Ok(AuthUser { user, claims })
 }

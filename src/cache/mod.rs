@@ -106,7 +106,14 @@ struct Inner {
     /// The control socket of the embedded database, if any.
     socket: Option<PathBuf>,
     counters: CacheCounters,
+    /// When this process last wrote each session's `last_used_at` (ms),
+    /// so it writes at most once per [`TOUCH_EVERY_MS`]; bounded like the
+    /// entries, and used whether or not caching is on.
+    touched: quick_cache::sync::Cache<Box<str>, i64>,
 }
+
+/// How often a session's `last_used_at` is written at most, per instance.
+pub const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// The cache handle: cheap to clone.
 #[derive(Clone)]
@@ -182,7 +189,20 @@ impl SessionCache {
                 bus,
                 socket,
                 counters: CacheCounters::default(),
+                touched: quick_cache::sync::Cache::new(users.max(1024)),
             }),
+        }
+    }
+
+    /// Whether a use of `session` at `now` is due to be written to the
+    /// database: the first one, then at most once per [`TOUCH_EVERY_MS`].
+    pub fn touch_due(&self, session: &str, now: i64) -> bool {
+        match self.inner.touched.get(session) {
+            Some(last) if now - last < TOUCH_EVERY_MS => false,
+            _ => {
+                self.inner.touched.insert(session.into(), now);
+                true
+            }
         }
     }
 

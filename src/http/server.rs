@@ -281,8 +281,14 @@ impl Connection {
             let response = service.clone().oneshot(req.map(axum::body::Body::new));
             async move {
                 let response = response.await;
-                drop(busy);
-                response
+                // In flight until its body is sent, not only its head: a
+                // slow download is not idleness.
+                match busy {
+                    Some(busy) => response.map(|r| {
+                        r.map(|body| axum::body::Body::new(UntilSent { body, _busy: busy }))
+                    }),
+                    None => response,
+                }
             }
         });
         let builders = Arc::clone(&self.builders);
@@ -359,6 +365,33 @@ struct Activity {
     /// Milliseconds since [`Activity::epoch`] when the last request ended.
     last_done_ms: AtomicU64,
     epoch: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+/// A response body that keeps its request in flight until it is sent (or
+/// dropped).
+struct UntilSent {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for UntilSent {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A request in flight; ends it when dropped.

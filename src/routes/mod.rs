@@ -17,7 +17,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::accounts::{profile, register};
+use crate::accounts::{profile, register, sessions};
 use crate::admin::{audit_log, users as admin_users};
 use crate::error::ApiError;
 use crate::http::{rate_limit, stack};
@@ -58,6 +58,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(profile::get_profile, profile::patch_profile))
         .routes(routes!(profile::change_password))
         .routes(routes!(profile::delete_account))
+        .routes(routes!(
+            sessions::list_sessions,
+            sessions::end_other_sessions
+        ))
+        .routes(routes!(sessions::end_session))
         .routes(routes!(ai::generate))
         .routes(routes!(admin_users::list_users))
         .routes(routes!(

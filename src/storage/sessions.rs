@@ -16,6 +16,8 @@ pub enum EndReason {
     AccountDeleted,
     Disabled,
     RoleChanged,
+    /// Ended by its owner through `DELETE /sessions[/{id}]`.
+    EndedByUser,
 }
 
 impl EndReason {
@@ -28,8 +30,18 @@ impl EndReason {
             Self::AccountDeleted => "account_deleted",
             Self::Disabled => "disabled",
             Self::RoleChanged => "role_changed",
+            Self::EndedByUser => "ended_by_user",
         }
     }
+}
+
+/// Where a session was opened from, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// How the user proved who they are (RFC 8176 values, comma-separated).
+    pub amr: &'a str,
 }
 
 pub async fn create(
@@ -37,18 +49,111 @@ pub async fn create(
     user_id: &str,
     now: i64,
     expires_at: i64,
+    origin: Origin<'_>,
 ) -> Result<String, sqlx::Error> {
     let id = super::new_id();
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO sessions (id, user_id, created_at, expires_at, last_used_at, ip, user_agent, amr) \
+         VALUES ($1, $2, $3, $4, $3, $5, $6, $7)",
     )
     .bind(&id)
     .bind(user_id)
     .bind(now)
     .bind(expires_at)
+    .bind(origin.ip)
+    .bind(origin.user_agent)
+    .bind(origin.amr)
     .execute(pool)
     .await?;
     Ok(id)
+}
+
+/// An open session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub amr: String,
+}
+
+/// The open sessions of `user_id` at `now`, newest first.
+pub async fn list_open(
+    pool: &AnyPool,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<SessionRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, created_at, last_used_at, expires_at, ip, user_agent, amr FROM sessions \
+         WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 \
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let created_at: i64 = r.try_get("created_at")?;
+            Ok(SessionRow {
+                id: r.try_get("id")?,
+                created_at,
+                last_used_at: r
+                    .try_get::<Option<i64>, _>("last_used_at")?
+                    .unwrap_or(created_at),
+                expires_at: r.try_get("expires_at")?,
+                ip: r.try_get("ip")?,
+                user_agent: r.try_get("user_agent")?,
+                amr: r.try_get("amr")?,
+            })
+        })
+        .collect()
+}
+
+/// Records a use of the session at `now` unless one at or after `since`
+/// is recorded already (so instances that race write once). Returns
+/// whether it wrote.
+pub async fn touch<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    session_id: &str,
+    now: i64,
+    since: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sessions SET last_used_at = $2 \
+         WHERE id = $1 AND ended_at IS NULL AND (last_used_at IS NULL OR last_used_at < $3)",
+    )
+    .bind(session_id)
+    .bind(now)
+    .bind(since)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Ends one open session of `user_id`. Returns whether it did (false: no
+/// such open session of that user).
+pub async fn end_own(
+    pool: &AnyPool,
+    user_id: &str,
+    session_id: &str,
+    reason: EndReason,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sessions SET ended_at = $3, end_reason = $4 \
+         WHERE id = $1 AND user_id = $2 AND ended_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(now)
+    .bind(reason.as_str())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// The user of a session that is still open at `now`, with the session's

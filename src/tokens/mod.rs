@@ -65,12 +65,23 @@ impl From<sqlx::Error> for GrantError {
     }
 }
 
-/// Opens a session for `user` and returns its first tokens.
-pub async fn start_session(state: &AuthState, user: &User) -> Result<TokenResponse, ApiError> {
+/// Opens a session for `user` (from where `ctx` says, authenticated by
+/// `amr`) and returns its first tokens.
+pub async fn start_session(
+    state: &AuthState,
+    ctx: &RequestContext,
+    user: &User,
+    amr: &str,
+) -> Result<TokenResponse, ApiError> {
     let auth = &state.settings.auth;
     let now = storage::now_ms();
     let session_expires = now + storage::ms(auth.session_lifetime);
-    let session = sessions::create(state.db.pool(), &user.id, now, session_expires).await?;
+    let origin = sessions::Origin {
+        ip: ctx.ip.as_deref(),
+        user_agent: ctx.user_agent.as_deref(),
+        amr,
+    };
+    let session = sessions::create(state.db.pool(), &user.id, now, session_expires, origin).await?;
     let token = new_refresh_token()?;
     let expires = (now + storage::ms(auth.refresh_token_ttl)).min(session_expires);
     refresh_tokens::insert(
@@ -181,7 +192,7 @@ pub async fn password_login(
         tracing::info!("password hash upgraded to the current Argon2id parameters");
     }
     audit::record(&state.db, Event::LoginSuccess, ctx, Some(&user.id), None).await?;
-    Ok(start_session(state, &user).await?)
+    Ok(start_session(state, ctx, &user, "pwd").await?)
 }
 
 /// The refresh-token grant: rotate, or detect reuse.
@@ -213,6 +224,7 @@ pub async fn refresh_grant(
     let next = new_refresh_token()?;
     let expires = (now + storage::ms(state.settings.auth.refresh_token_ttl)).min(session_expires);
     refresh_tokens::insert(&mut *tx, &refresh::hash(&next), &session, now, expires).await?;
+    sessions::touch(&mut *tx, &session, now, now).await?;
     tx.commit().await?;
     audit::record(&state.db, Event::Refresh, ctx, Some(&user.id), None).await?;
     Ok(respond(state, &user, &session, next)?)

@@ -28,6 +28,7 @@ mod redis_server;
 mod redis_tls;
 mod scale_out;
 mod session_cache;
+mod sessions;
 mod sql_hygiene;
 mod text;
 mod tls;
