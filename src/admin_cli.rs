@@ -11,6 +11,8 @@ use crate::cli::UsersCommand;
 use crate::domain::password::Owner;
 use crate::domain::{Email, Name, Role, User, Username};
 use crate::settings::Settings;
+use axum::extract::FromRef;
+
 use crate::startup::build_state;
 use crate::state::AppState;
 use crate::storage::{self, users};
@@ -203,6 +205,10 @@ async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String
                 },
             )
         }
+        UsersCommand::RemoveMfa { user } => {
+            let user = find(state, &user).await?;
+            return remove_mfa(state, &ctx, &user).await;
+        }
         UsersCommand::Disable { user, enable } => (
             find(state, &user).await?,
             Action::Update {
@@ -224,5 +230,47 @@ async fn run_users(state: &AppState, command: UsersCommand) -> Result<(), String
     if let Some(user) = after {
         println!("{}", serde_json::to_string(&user).unwrap_or_default());
     }
+    Ok(())
+}
+
+/// `palisade users remove-mfa`: the factor, its codes and every session
+/// go; audited with actor `cli`; the owner gets a notice.
+async fn remove_mfa(state: &AppState, ctx: &RequestContext, user: &User) -> Result<(), String> {
+    let pool = state.db.pool();
+    let removed = crate::storage::mfa::remove(pool, &user.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !removed {
+        return Err(format!("{} has no second factor", user.username));
+    }
+    let now = crate::storage::now_ms();
+    crate::storage::sessions::end_all(
+        pool,
+        &user.id,
+        None,
+        crate::storage::sessions::EndReason::Disabled,
+        now,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    state.sessions.invalidate(&user.id).await;
+    crate::auth::audit::record_by(
+        &state.db,
+        crate::auth::audit::Event::MfaDisabled,
+        ctx,
+        Some("cli"),
+        Some(&user.id),
+        Some("removed by an operator"),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let auth = crate::auth::AuthState::from_ref(state);
+    crate::auth::notices::notify(&auth, user, &crate::auth::notices::Notice::MfaDisabled);
+    // The notice is queued: let it go out before the process ends.
+    let unsent = state.mailer.drain(std::time::Duration::from_secs(30)).await;
+    if unsent > 0 {
+        eprintln!("the notice to the user could not be sent in 30 s");
+    }
+    println!("{}", serde_json::to_string(user).unwrap_or_default());
     Ok(())
 }

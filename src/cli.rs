@@ -107,4 +107,11 @@ pub enum UsersCommand {
         #[arg(long)]
         enable: bool,
     },
+    /// Remove a user's second factor and recovery codes (a lost phone and
+    /// lost codes), end the user's sessions, and mail a notice. The user
+    /// logs in with the password alone and may enrol again.
+    RemoveMfa {
+        /// The user's id, username or email.
+        user: String,
+    },
 }

@@ -73,6 +73,10 @@ pub enum ApiError {
     /// 403 with a reason the caller may know.
     #[error("{0}")]
     Denied(String),
+    /// 403: the caller's role must have a second factor and has none; the
+    /// token is good only for enrolling one.
+    #[error("mfa enrolment required")]
+    MfaEnrolmentRequired,
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -136,6 +140,9 @@ impl Problem {
 
 const INTERNAL: &str = "An internal error occurred";
 
+/// The problem `type` of [`ApiError::MfaEnrolmentRequired`].
+pub const MFA_ENROLMENT_REQUIRED: &str = "urn:palisade:problem:mfa_enrolment_required";
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -153,7 +160,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::Denied(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Denied(_) | Self::MfaEnrolmentRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -183,6 +190,11 @@ impl IntoResponse for ApiError {
             }
             Self::Unauthorized { .. } => problem.detail = "Missing or invalid credentials".into(),
             Self::Forbidden => problem.detail = "Your role does not allow this".into(),
+            Self::MfaEnrolmentRequired => {
+                problem.kind = MFA_ENROLMENT_REQUIRED;
+                problem.title = "mfa_enrolment_required".into();
+                problem.detail = "Your role requires a second factor: enrol one at POST /mfa/totp, then log in again".into();
+            }
             Self::TooManyRequests { retry_after } => {
                 problem.detail = format!("Rate limit exceeded; retry in {retry_after} s");
             }

@@ -17,6 +17,8 @@ pub mod cli;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod mail;
+pub mod mfa;
 pub mod ratelimit;
 pub mod routes;
 pub mod settings;

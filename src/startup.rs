@@ -14,12 +14,14 @@ use crate::auth::backoff::Backoff;
 use crate::auth::extractor::{authenticate, bearer};
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
+use crate::auth::mfa::MfaKeys;
 use crate::auth::throttle::LoginThrottle;
 use crate::cache::bus::Bus;
 use crate::cache::{Channel, SessionCache, control};
 use crate::domain::PasswordPolicy;
 use crate::http::server::{self as http_server, ConnectionCounters, ConnectionLimits};
 use crate::http::tls::CertStore;
+use crate::mail::Mailer;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::failover::{FailoverStore, fallback_for};
 use crate::ratelimit::redis::RedisStore;
@@ -105,7 +107,14 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         }
         None => (limiter, None, Backoff::local(local_backoff)),
     };
+    let mfa = Arc::new(MfaKeys::derive(&mfa_key(&settings)?));
+    let mailer = Mailer::start(&settings.mail, &settings.server.data_dir)?;
+    if let Some(outbox) = mailer.outbox() {
+        tracing::info!(path = %outbox.display(), "no SMTP server configured: mail is written to the outbox folder");
+    }
     Ok(AppState::new(AppParts {
+        mfa,
+        mailer,
         sessions,
         passwords: Arc::new(PasswordPolicy::new(auth.password_composition_rules)),
         settings: Arc::new(settings),
@@ -233,6 +242,12 @@ impl Application {
             drain_limit,
         )
         .await;
+        // Mail queued by the last requests (a reset link, a notice) gets
+        // the same bounded time to go out.
+        let unsent = self.state.mailer.drain(drain_limit).await;
+        if unsent > 0 {
+            tracing::warn!(unsent, "stopped with mail still queued; it is lost");
+        }
         let result = Ok(());
         sweeper.abort();
         if let Some(reloader) = reloader {
@@ -382,6 +397,22 @@ pub fn signing_secret(settings: &Settings) -> anyhow::Result<SigningSecret> {
         tracing::info!(path = %secret::secret_path(dir).display(), "generated a new 256-bit signing secret (mode 0600)");
     }
     Ok(secret)
+}
+
+/// The configured MFA key, or for the embedded database one generated
+/// once into the data folder (settings refuse a shared database without
+/// one).
+pub fn mfa_key(settings: &Settings) -> anyhow::Result<SigningSecret> {
+    if let Some(key) = &settings.auth.mfa_key {
+        return Ok(key.clone());
+    }
+    let dir = &settings.server.data_dir;
+    let (key, created) = secret::load_or_generate_file(dir, secret::MFA_KEY_FILE)
+        .with_context(|| format!("cannot read or create the MFA key in {}", dir.display()))?;
+    if created {
+        tracing::info!(path = %dir.join(secret::MFA_KEY_FILE).display(), "generated a new 256-bit MFA key (mode 0600)");
+    }
+    Ok(key)
 }
 
 /// Loads the certificate pair (a bad one stops start-up) and installs the

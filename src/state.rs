@@ -10,9 +10,11 @@ use axum::extract::FromRef;
 use crate::auth::backoff::Backoff;
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
+use crate::auth::mfa::MfaKeys;
 use crate::auth::{AuthState, Authn};
 use crate::cache::SessionCache;
 use crate::domain::PasswordPolicy;
+use crate::mail::Mailer;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::failover::FailoverStore;
 use crate::settings::Settings;
@@ -51,6 +53,8 @@ pub struct AppParts {
     pub passwords: Arc<PasswordPolicy>,
     pub throttle: Arc<Backoff>,
     pub sessions: SessionCache,
+    pub mfa: Arc<MfaKeys>,
+    pub mailer: Mailer,
 }
 
 impl FromRef<AppState> for SessionCache {
@@ -92,6 +96,8 @@ impl FromRef<AppState> for AuthState {
             throttle: Arc::clone(&state.throttle),
             limiter: Arc::clone(&state.limiter),
             sessions: state.sessions.clone(),
+            mfa: Arc::clone(&state.mfa),
+            mailer: state.mailer.clone(),
         }
     }
 }

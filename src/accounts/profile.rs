@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::auth::audit::{self, Event, RequestContext};
-use crate::auth::hashing::Verified;
-use crate::auth::{AuthState, AuthUser};
+use crate::auth::notices::{self, Notice};
+use crate::auth::reauth::confirm_password;
+use crate::auth::{AuthState, AuthUser, EnrollingUser};
 use crate::domain::password::Owner;
 use crate::domain::{Name, Role, User, Username};
 use crate::error::{ApiError, FieldError, Result};
@@ -21,7 +22,7 @@ use crate::storage::{self, sessions, sessions::EndReason, users};
         (status = 200, description = "The caller", body = User),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_profile(caller: AuthUser) -> Json<User> {
+pub async fn get_profile(EnrollingUser(caller): EnrollingUser) -> Json<User> {
     Json(caller.user)
 }
 
@@ -100,36 +101,6 @@ pub async fn patch_profile(
     Ok(Json(user))
 }
 
-/// Re-authentication for sensitive acts: the password is checked on the
-/// hashing pool, under the same failed-login back-off as a login.
-async fn confirm_password(
-    state: &AuthState,
-    caller: &AuthUser,
-    password: &str,
-    field: &str,
-) -> Result<()> {
-    // The login's key: a wrong password here counts toward the same budget
-    // as a failed login.
-    let account = crate::auth::backoff::account_key(&caller.user.id);
-    if let Err(wait) = state.throttle.attempt(&account).await {
-        let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
-    let stored = users::password_hash(state.db.pool(), &caller.user.id).await?;
-    let verified = state
-        .hasher
-        .verify(password.to_owned(), stored.map(|h| h.expose().to_owned()))
-        .await?;
-    if verified == Verified::No {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            field,
-            "is incorrect",
-        )]));
-    }
-    state.throttle.success(&account).await;
-    Ok(())
-}
-
 /// A password change.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -170,7 +141,13 @@ pub async fn change_password(
         .passwords
         .check(&body.new_password, owner)
         .map_err(|e| ApiError::Validation(vec![FieldError::new("new_password", e)]))?;
-    confirm_password(&state, &caller, &body.current_password, "current_password").await?;
+    confirm_password(
+        &state,
+        &caller.user.id,
+        &body.current_password,
+        "current_password",
+    )
+    .await?;
     let hash = state.hasher.hash(new.expose().to_owned()).await?;
     let now = storage::now_ms();
     let pool = state.db.pool();
@@ -192,6 +169,7 @@ pub async fn change_password(
         None,
     )
     .await?;
+    notices::notify(&state, &caller.user, &Notice::PasswordChanged);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -224,7 +202,7 @@ pub async fn delete_account(
     caller: AuthUser,
     ApiJson(body): ApiJson<DeleteAccount>,
 ) -> Result<StatusCode> {
-    confirm_password(&state, &caller, &body.password, "password").await?;
+    confirm_password(&state, &caller.user.id, &body.password, "password").await?;
     let now = storage::now_ms();
     let id = &caller.user.id;
     let mut tx = state.db.pool().begin().await?;

@@ -55,6 +55,17 @@ pub enum Event {
     AdminUpdateUser,
     AdminDeleteUser,
     SessionEnd,
+    MfaEnrolStarted,
+    MfaEnabled,
+    MfaDisabled,
+    MfaFailure,
+    MfaChallenge,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    VerificationRequested,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordReset,
 }
 
 impl Event {
@@ -72,6 +83,17 @@ impl Event {
             Self::AdminUpdateUser => "admin_update_user",
             Self::AdminDeleteUser => "admin_delete_user",
             Self::SessionEnd => "session_end",
+            Self::MfaEnrolStarted => "mfa_enrol_started",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MfaFailure => "mfa_failure",
+            Self::MfaChallenge => "mfa_challenge",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::VerificationRequested => "email_verification_requested",
+            Self::EmailVerified => "email_verified",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
         }
     }
 }

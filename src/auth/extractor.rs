@@ -23,6 +23,14 @@ pub struct AuthUser {
     pub claims: Claims,
 }
 
+/// The caller of a request whose token may be good for enrolling a
+/// second factor only (`auth.mfa_required_roles`): for `/profile`,
+/// logout and the MFA enrolment routes. Every other route takes
+/// [`AuthUser`], which refuses such a token with 403
+/// `mfa_enrolment_required`.
+#[derive(Debug, Clone)]
+pub struct EnrollingUser(pub AuthUser);
+
 /// An `Authorization` header that is not `Bearer <token>`.
 #[derive(Debug, Clone, Copy)]
 pub struct MalformedAuthorization;
@@ -49,6 +57,23 @@ where
 
     #[tracing::instrument(skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let EnrollingUser(caller) = EnrollingUser::from_request_parts(parts, state).await?;
+        if caller.claims.mfa_enrol {
+            return Err(ApiError::MfaEnrolmentRequired);
+        }
+        Ok(caller)
+    }
+}
+
+impl<S> FromRequestParts<S> for EnrollingUser
+where
+    S: Send + Sync,
+    Authn: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    #[tracing::instrument(skip_all)]
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Authn::from_ref(state);
         let token = match bearer(&parts.headers) {
             Ok(Some(token)) => token,
@@ -63,7 +88,7 @@ where
                 });
             }
         };
-        authenticate(&state, token).await
+        authenticate(&state, token).await.map(EnrollingUser)
     }
 }
 

@@ -30,6 +30,21 @@ pub struct Claims {
     /// The session (refresh-token family) the token belongs to.
     pub sid: String,
     pub role: Role,
+    /// How the session was authenticated (RFC 8176: `pwd`, `otp`, and
+    /// `rc` for a recovery code).
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// Set when the user's role must have a second factor and has none:
+    /// the token is good only for enrolling one (and `/profile`, logout).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enrol: bool,
+}
+
+/// What a token says beyond who and which session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    pub amr: Vec<String>,
+    pub enrol_only: bool,
 }
 
 /// Why a token was refused (logged, never sent).
@@ -96,6 +111,7 @@ impl AccessTokens {
         session_id: &str,
         role: Role,
         now_ms: i64,
+        grant: &Grant,
     ) -> Result<String, TokenError> {
         let now_ms = u64::try_from(now_ms).unwrap_or(0);
         let now_secs = now_ms / 1000;
@@ -110,6 +126,8 @@ impl AccessTokens {
             iat_ms: now_ms,
             sid: session_id.to_owned(),
             role,
+            amr: grant.amr.clone(),
+            mfa_enrol: grant.enrol_only,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(TYP.to_owned());

@@ -7,13 +7,17 @@
 pub mod audit;
 pub mod backoff;
 pub mod extractor;
+pub mod factor;
 pub mod hashing;
 pub mod jwt;
+pub mod mfa;
+pub mod notices;
+pub mod reauth;
 pub mod refresh;
 pub mod roles;
 pub mod state;
 pub mod throttle;
 
-pub use extractor::AuthUser;
+pub use extractor::{AuthUser, EnrollingUser};
 pub use roles::{AdminUser, RequireRole};
 pub use state::{AuthState, Authn};

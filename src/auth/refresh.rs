@@ -11,9 +11,15 @@ pub const PREFIX: &str = "pal_rt_";
 
 /// A new token, as given to the client once.
 pub fn generate() -> Result<String, getrandom::Error> {
+    generate_prefixed(PREFIX)
+}
+
+/// A new opaque token of the same strength and shape with another prefix
+/// (`mfa_token`s, the tokens mailed for verification and reset).
+pub fn generate_prefixed(prefix: &str) -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// What the database keeps: the hex SHA-256 of the token.
@@ -23,9 +29,14 @@ pub fn hash(token: &str) -> String {
 
 /// Cheap shape check before any database work.
 pub fn looks_valid(token: &str) -> bool {
-    token.len() == PREFIX.len() + 43
-        && token.starts_with(PREFIX)
-        && token[PREFIX.len()..]
+    looks_prefixed(PREFIX, token)
+}
+
+/// Cheap shape check of a token made by [`generate_prefixed`].
+pub fn looks_prefixed(prefix: &str, token: &str) -> bool {
+    token.len() == prefix.len() + 43
+        && token.starts_with(prefix)
+        && token[prefix.len()..]
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use super::backoff::Backoff;
 use super::hashing::Hasher;
 use super::jwt::AccessTokens;
+use super::mfa::MfaKeys;
 use crate::cache::SessionCache;
 use crate::domain::PasswordPolicy;
+use crate::mail::Mailer;
 use crate::ratelimit::RateLimiter;
 use crate::settings::Settings;
 use crate::storage::Db;
@@ -39,4 +41,8 @@ pub struct AuthState {
     pub limiter: Arc<RateLimiter>,
     /// Evicted after every write that ends or changes a session or user.
     pub sessions: SessionCache,
+    /// The keys that seal second factors.
+    pub mfa: Arc<MfaKeys>,
+    /// Account mail and security notices.
+    pub mailer: Mailer,
 }

@@ -14,6 +14,7 @@ fn user(id: &str) -> User {
         name: id.to_owned(),
         role: Role::User,
         disabled: false,
+        email_verified: false,
         password_changed_at: 0,
         created_at: 0,
         updated_at: 0,

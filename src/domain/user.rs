@@ -16,6 +16,9 @@ pub struct User {
     pub name: String,
     pub role: Role,
     pub disabled: bool,
+    /// Whether the owner proved the address (a verification link, or a
+    /// password reset, which goes through the mailbox too).
+    pub email_verified: bool,
     /// RFC 3339, UTC.
     #[serde(serialize_with = "as_rfc3339")]
     #[schema(value_type = String)]
@@ -57,6 +60,7 @@ mod tests {
             name: "Ada".into(),
             role: Role::Editor,
             disabled: false,
+            email_verified: true,
             created_at: 0,
             updated_at: 1_500,
             password_changed_at: 42,
@@ -75,6 +79,7 @@ mod tests {
                 "created_at",
                 "disabled",
                 "email",
+                "email_verified",
                 "id",
                 "name",
                 "role",

@@ -39,7 +39,8 @@ frame-ancestors 'none'";
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "OAuth2 password login, refresh, revocation, logout"),
-        (name = "accounts", description = "Registration and the caller's own account"),
+        (name = "accounts", description = "Registration, the caller's own account and sessions, email verification, password reset"),
+        (name = "mfa", description = "The caller's second factor: TOTP (RFC 6238) and recovery codes"),
         (name = "admin", description = "User administration and the audit log (admin, super_admin)"),
         (name = "operations", description = "Health probes"),
         (name = "samples", description = "Rate-limit showcase resources"),

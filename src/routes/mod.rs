@@ -17,10 +17,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::accounts::{profile, register, sessions};
+use crate::accounts::{email, profile, register, sessions};
 use crate::admin::{audit_log, users as admin_users};
 use crate::error::ApiError;
 use crate::http::{rate_limit, stack};
+use crate::mfa;
 use crate::state::AppState;
 use crate::tokens::routes as tokens;
 
@@ -53,6 +54,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(register::register))
         .routes(routes!(tokens::token))
         .routes(routes!(tokens::login))
+        .routes(routes!(tokens::login_mfa))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::logout))
         .routes(routes!(profile::get_profile, profile::patch_profile))
@@ -63,6 +65,13 @@ pub fn api() -> OpenApiRouter<AppState> {
             sessions::end_other_sessions
         ))
         .routes(routes!(sessions::end_session))
+        .routes(routes!(email::request_verification))
+        .routes(routes!(email::verify))
+        .routes(routes!(email::request_reset))
+        .routes(routes!(email::reset))
+        .routes(routes!(mfa::enrol, mfa::remove))
+        .routes(routes!(mfa::confirm))
+        .routes(routes!(mfa::regenerate_codes))
         .routes(routes!(ai::generate))
         .routes(routes!(admin_users::list_users))
         .routes(routes!(

@@ -33,6 +33,13 @@ pub struct AuthSettings {
     pub session_cache_ttl: Duration,
     /// How many users' session checks are kept in memory.
     pub session_cache_size: usize,
+    /// The key TOTP secrets are sealed under and recovery codes digested
+    /// with; `None` means "generate one into the data folder".
+    pub mfa_key: Option<SigningSecret>,
+    /// Roles that must have a second factor.
+    pub mfa_required_roles: Vec<Role>,
+    /// Refuse the login of an account whose address is unverified.
+    pub require_verified_email: bool,
 }
 
 /// Argon2id cost parameters.
@@ -100,7 +107,38 @@ impl AuthSettings {
                 );
             }
         }
+        let mfa_key = r.secret(
+            Setting::unset("auth.mfa_key", "PALISADE_MFA_KEY")
+                .note("generated once into the data folder")
+                .help("The key TOTP secrets are encrypted under (XChaCha20-Poly1305, through HKDF-SHA-256) and recovery codes are digested with; never the signing secret. Same strength rules as `auth.jwt_secret`. Changing it voids every second factor."),
+            Setting::unset("auth.mfa_key_file", "PALISADE_MFA_KEY_FILE")
+                .help("Read the MFA key from this file."),
+        );
+        let mfa_key = mfa_key.and_then(|text| {
+            r.check(
+                "auth.mfa_key (PALISADE_MFA_KEY)",
+                SigningSecret::parse(&text),
+            )
+        });
+        if let (Some(mfa), Some(jwt)) = (&mfa_key, &jwt_secret)
+            && mfa.expose() == jwt.expose()
+        {
+            r.problem(
+                "auth.mfa_key",
+                "must not be the signing secret: a leak of one must not give away the other",
+            );
+        }
         Some(Self {
+            mfa_key,
+            mfa_required_roles: r.list(
+                Setting::new("auth.mfa_required_roles", "PALISADE_MFA_REQUIRED_ROLES", "")
+                    .help("Roles that must have a second factor: a user of such a role without one gets tokens that only `/profile`, `/auth/logout` and the MFA enrolment routes accept (403 `mfa_enrolment_required` elsewhere)."),
+                str::parse::<Role>,
+            ),
+            require_verified_email: r.flag(
+                Setting::new("auth.require_verified_email", "PALISADE_REQUIRE_VERIFIED_EMAIL", "false")
+                    .help("Refuse the login of an account whose address is not verified (after the right password only: 400 `invalid_grant`, and a new verification mail at most once an hour)."),
+            )?,
             jwt_secret,
             issuer,
             audience,

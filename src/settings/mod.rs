@@ -14,6 +14,7 @@ mod auth;
 mod cors;
 mod database;
 mod headers;
+mod mail;
 mod rate_limit;
 mod reader;
 mod redis;
@@ -31,6 +32,7 @@ pub use auth::{Argon2Settings, AuthSettings};
 pub use cors::{AllowedOrigins, CorsSettings};
 pub use database::DatabaseSettings;
 pub use headers::HeaderSettings;
+pub use mail::{MailSettings, SmtpSecurity, SmtpServer};
 pub use rate_limit::RateLimitSettings;
 pub use redis::RedisSettings;
 pub use secret::SigningSecret;
@@ -52,6 +54,7 @@ pub struct Settings {
     pub headers: HeaderSettings,
     pub rate_limit: RateLimitSettings,
     pub redis: RedisSettings,
+    pub mail: MailSettings,
     effective: Effective,
 }
 
@@ -95,10 +98,17 @@ impl Settings {
         {
             r.problem("auth.jwt_secret", "PALISADE_JWT_SECRET (or PALISADE_JWT_SECRET_FILE) is required with a shared database, so every instance signs with the same secret");
         }
+        if let (Some(database), Some(auth)) = (&database, &auth)
+            && database.is_shared()
+            && auth.mfa_key.is_none()
+        {
+            r.problem("auth.mfa_key", "PALISADE_MFA_KEY (or PALISADE_MFA_KEY_FILE) is required with a shared database, so every instance can read the second factors");
+        }
         let cors = CorsSettings::read(r);
         let headers = HeaderSettings::read(r);
         let rate_limit = RateLimitSettings::read(r);
         let redis = RedisSettings::read(r);
+        let mail = MailSettings::read(r);
         if let (Some(redis), Some(auth)) = (&redis, &auth)
             && redis.url.is_some()
             && auth.jwt_secret.is_none()
@@ -114,6 +124,7 @@ impl Settings {
             headers: headers?,
             rate_limit: rate_limit?,
             redis: redis?,
+            mail: mail?,
             effective: Effective::default(),
         })
     }

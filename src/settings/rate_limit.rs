@@ -49,10 +49,12 @@ impl RateLimitSettings {
                     "data=10/minute per ip;",
                     "login=5/minute per ip;",
                     "register=10/hour per ip;",
-                    "ai=10/hour per user",
+                    "ai=10/hour per user;",
+                    "mail=3/hour per account;",
+                    "mail_ip=20/hour per ip",
                 ),
             )
-            .note("the five built-in policies below")
+            .note("the seven built-in policies below")
             .help("Named policies, merged over the built-in ones. Environment form: `name=spec;name2=spec`."),
         );
         let route_texts = r.map(
@@ -63,6 +65,9 @@ impl RateLimitSettings {
                     "GET /api/data=data;",
                     "POST /auth/token=login;",
                     "POST /auth/login=login;",
+                    "POST /auth/login/mfa=login;",
+                    "POST /auth/password-reset/request=mail_ip,mail;",
+                    "POST /auth/verify-email/request=mail_ip,mail;",
                     "POST /auth/register=register;",
                     "POST /ai/generate=ai",
                 ),

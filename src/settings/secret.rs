@@ -13,6 +13,9 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// File name of the generated secret inside the data folder.
 const SECRET_FILE: &str = "jwt-secret";
 
+/// File name of the generated MFA key inside the data folder.
+pub const MFA_KEY_FILE: &str = "mfa-key";
+
 /// Words that mark a secret copied from an example rather than generated.
 const PLACEHOLDERS: &[&str] = &[
     "changeme",
@@ -94,7 +97,15 @@ pub fn secret_path(data_dir: &Path) -> PathBuf {
 /// Reads the generated secret from the data folder, creating it (mode 0600)
 /// the first time. Returns the secret and whether it was just created.
 pub fn load_or_generate(data_dir: &Path) -> std::io::Result<(SigningSecret, bool)> {
-    let path = secret_path(data_dir);
+    load_or_generate_file(data_dir, SECRET_FILE)
+}
+
+/// [`load_or_generate`] for the key file `name` of the data folder.
+pub fn load_or_generate_file(
+    data_dir: &Path,
+    name: &str,
+) -> std::io::Result<(SigningSecret, bool)> {
+    let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) => SigningSecret::parse(text.trim())
             .map(|secret| (secret, false))

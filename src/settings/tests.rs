@@ -102,7 +102,7 @@ fn the_defaults_are_valid_and_unchanged() {
         assert!(shown.contains(line), "{line} is not in {shown}");
     }
     let counts = (s.headers.headers.len(), r.policies.len(), r.routes.len());
-    assert_eq!(counts, (10, 5, 5));
+    assert_eq!(counts, (10, 7, 8));
 }
 
 #[test]
@@ -217,6 +217,10 @@ fn a_secret_file_is_read_without_its_newline_and_never_rendered() {
     let s = Settings::load(&env(&[
         ("DATABASE_URL_FILE", file),
         ("PALISADE_JWT_SECRET", secret),
+        (
+            "PALISADE_MFA_KEY",
+            "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d",
+        ),
     ]))
     .unwrap();
     use secrecy::ExposeSecret;
@@ -230,4 +234,59 @@ fn a_secret_file_is_read_without_its_newline_and_never_rendered() {
             && rendered.contains(&format!("url_file = {file:?}"))
     );
     assert!(!rendered.contains(secret) && !rendered.contains("hunter2"));
+    assert!(
+        !rendered.contains("0a1b2c3d4e5f6071") && rendered.contains("mfa_key = \"<redacted>\"")
+    );
+}
+
+#[test]
+fn the_mfa_key_is_required_with_a_shared_database_and_must_differ_from_the_signing_secret() {
+    let url = "postgres://u@db/palisade";
+    let secret = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b";
+    let errors = problems(&env(&[
+        ("DATABASE_URL", url),
+        ("PALISADE_JWT_SECRET", secret),
+    ]));
+    assert!(
+        errors.iter().any(|e| e.starts_with("auth.mfa_key")),
+        "{errors:?}"
+    );
+    let errors = problems(&env(&[
+        ("PALISADE_JWT_SECRET", secret),
+        ("PALISADE_MFA_KEY", secret),
+    ]));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("must not be the signing secret")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn mail_settings_are_checked() {
+    let errors = problems(&env(&[
+        ("PALISADE_SMTP_URL", "http://mail.example.org"),
+        ("PALISADE_MAIL_FROM", "not a mailbox"),
+        ("PALISADE_PUBLIC_BASE_URL", "ftp://x"),
+    ]));
+    for key in ["mail.smtp_url", "mail.from", "mail.public_base_url"] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(key)),
+            "{key}: {errors:?}"
+        );
+    }
+    let s = Settings::load(&env(&[
+        ("PALISADE_SMTP_URL", "smtps://mail.example.org"),
+        ("PALISADE_SMTP_USERNAME", "mailer"),
+        ("PALISADE_SMTP_PASSWORD", "pw-hunter2"),
+    ]))
+    .unwrap();
+    let smtp = s.mail.smtp.as_ref().unwrap();
+    assert_eq!(
+        (smtp.port, smtp.expose_password()),
+        (465, Some("pw-hunter2"))
+    );
+    assert!(!s.to_redacted_toml().contains("pw-hunter2"));
+    assert!(!format!("{s:?}").contains("pw-hunter2"));
 }

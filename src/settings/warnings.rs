@@ -62,6 +62,13 @@ impl Settings {
                 secret::secret_path(&self.server.data_dir).display()
             ));
         }
+        if self.auth.mfa_key.is_none() {
+            out.push(format!(
+                "no MFA key configured: one is generated once into {}; back it up with the database (without it no second factor can be read)",
+                self.server.data_dir.join(secret::MFA_KEY_FILE).display()
+            ));
+        }
+        out.extend(self.mail_warnings());
         if let Some(tls) = &self.server.tls
             && let Some(mode) = others_may_read(&tls.key)
         {
@@ -69,6 +76,37 @@ impl Settings {
                 "server.tls_key {} is readable by other users (mode {mode:o}): chmod 600 it",
                 tls.key.display()
             ));
+        }
+        out
+    }
+}
+
+impl Settings {
+    fn mail_warnings(&self) -> Vec<String> {
+        let mail = &self.mail;
+        let mut out = Vec::new();
+        match &mail.smtp {
+            None => out.push(format!(
+                "no SMTP server configured (mail.smtp_url): account mail is written to {} instead of sent",
+                self.server.data_dir.join("outbox").display()
+            )),
+            Some(smtp) => {
+                if smtp.security == super::SmtpSecurity::None && !smtp.is_loopback() {
+                    out.push(format!(
+                        "mail.smtp_url has tls=none for {}, not this machine: reset links and credentials cross the network in the clear",
+                        smtp.host
+                    ));
+                }
+                if mail.public_base_url == "http://localhost:8000" {
+                    out.push("mail.public_base_url is the default http://localhost:8000: links in mail will not reach your users".into());
+                }
+            }
+        }
+        let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"];
+        if mail.public_base_url.starts_with("http://")
+            && !local.iter().any(|l| mail.public_base_url.starts_with(l))
+        {
+            out.push("mail.public_base_url is http://: one-time tokens in mailed links would travel unencrypted".into());
         }
         out
     }
@@ -85,6 +123,37 @@ fn others_may_read(path: &std::path::Path) -> Option<u32> {
 #[cfg(not(unix))]
 fn others_may_read(_: &std::path::Path) -> Option<u32> {
     None
+}
+
+#[cfg(test)]
+mod mail_tests {
+    use super::super::tests::env;
+    use super::*;
+
+    #[test]
+    fn risky_mail_settings_are_warned_about() {
+        let warnings = |pairs: &[(&str, &str)]| Settings::load(&env(pairs)).unwrap().warnings();
+        let has = |w: &[String], needle: &str| w.iter().any(|w| w.contains(needle));
+        let outbox = warnings(&[]);
+        assert!(has(&outbox, "written to"), "{outbox:?}");
+        let remote_plain =
+            warnings(&[("PALISADE_SMTP_URL", "smtp://mail.example.org:25?tls=none")]);
+        assert!(has(&remote_plain, "tls=none"), "{remote_plain:?}");
+        assert!(
+            has(&remote_plain, "public_base_url is the default"),
+            "{remote_plain:?}"
+        );
+        let fine = warnings(&[
+            ("PALISADE_SMTP_URL", "smtp://127.0.0.1:25?tls=none"),
+            ("PALISADE_PUBLIC_BASE_URL", "https://app.example.org"),
+        ]);
+        assert!(
+            !has(&fine, "tls=none") && !has(&fine, "public_base_url"),
+            "{fine:?}"
+        );
+        let http = warnings(&[("PALISADE_PUBLIC_BASE_URL", "http://app.example.org")]);
+        assert!(has(&http, "unencrypted"), "{http:?}");
+    }
 }
 
 #[cfg(all(test, unix))]

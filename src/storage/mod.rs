@@ -8,7 +8,10 @@
 //! tests run on both. Each database has its own migration folder with the
 //! same shape. See `docs/storage.md` for why.
 
+pub mod devices;
+pub mod email_tokens;
 pub mod events;
+pub mod mfa;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod users;

@@ -18,6 +18,10 @@ pub enum EndReason {
     RoleChanged,
     /// Ended by its owner through `DELETE /sessions[/{id}]`.
     EndedByUser,
+    /// A second factor was turned on: every other session ends.
+    MfaEnabled,
+    /// The password was reset through a mailed link: every session ends.
+    PasswordReset,
 }
 
 impl EndReason {
@@ -31,6 +35,8 @@ impl EndReason {
             Self::Disabled => "disabled",
             Self::RoleChanged => "role_changed",
             Self::EndedByUser => "ended_by_user",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::PasswordReset => "password_reset",
         }
     }
 }
@@ -167,7 +173,7 @@ pub async fn active_user(
 ) -> Result<Option<(User, i64)>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
-         u.password_changed_at, u.created_at, u.updated_at, s.expires_at AS session_expires_at \
+         u.password_changed_at, u.email_verified, u.created_at, u.updated_at, s.expires_at AS session_expires_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.user_id = $2 AND s.ended_at IS NULL AND s.expires_at > $3",
     )
@@ -180,15 +186,16 @@ pub async fn active_user(
         .transpose()
 }
 
-/// The user and the absolute expiry of a session open at `now`.
+/// The user, the absolute expiry and the `amr` of a session open at `now`.
 pub async fn open_session<'e>(
     ex: impl Executor<'e, Database = Any>,
     session_id: &str,
     now: i64,
-) -> Result<Option<(User, i64)>, sqlx::Error> {
+) -> Result<Option<(User, i64, String)>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
-         u.password_changed_at, u.created_at, u.updated_at, s.expires_at AS session_expires_at \
+         u.password_changed_at, u.email_verified, u.created_at, u.updated_at, \
+         s.expires_at AS session_expires_at, s.amr AS session_amr \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > $2",
     )
@@ -196,8 +203,14 @@ pub async fn open_session<'e>(
     .bind(now)
     .fetch_optional(ex)
     .await?;
-    row.map(|r| Ok((users::from_row(&r)?, r.try_get("session_expires_at")?)))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            users::from_row(&r)?,
+            r.try_get("session_expires_at")?,
+            r.try_get("session_amr")?,
+        ))
+    })
+    .transpose()
 }
 
 /// Ends one session. Returns its owner if it was open.

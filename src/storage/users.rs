@@ -25,7 +25,7 @@ impl std::fmt::Debug for StoredHash {
 }
 
 /// Reads a row selected with the `u.` user columns (`id`, `email`,
-/// `username`, `name`, `role`, `disabled`, `password_changed_at`,
+/// `username`, `name`, `role`, `disabled`, `password_changed_at`, `email_verified`,
 /// `created_at`, `updated_at`).
 pub(super) fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     let role: String = row.try_get("role")?;
@@ -38,6 +38,7 @@ pub(super) fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
         password_changed_at: row.try_get("password_changed_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -83,7 +84,7 @@ pub async fn find_by_id<'e>(
 ) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
-         u.password_changed_at, u.created_at, u.updated_at FROM users u WHERE u.id = $1",
+         u.password_changed_at, u.email_verified, u.created_at, u.updated_at FROM users u WHERE u.id = $1",
     )
     .bind(id)
     .fetch_optional(ex)
@@ -99,7 +100,7 @@ pub async fn find_by_login(
 ) -> Result<Option<(User, StoredHash)>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
-         u.password_changed_at, u.created_at, u.updated_at, u.password_hash FROM users u \
+         u.password_changed_at, u.email_verified, u.created_at, u.updated_at, u.password_hash FROM users u \
          WHERE u.username_key = $1 OR u.email_key = $1",
     )
     .bind(key)
@@ -178,8 +179,8 @@ pub async fn update_profile(
 }
 
 /// Sets a new password (a user's change: every older token dies).
-pub async fn set_password(
-    pool: &AnyPool,
+pub async fn set_password<'e>(
+    ex: impl Executor<'e, Database = Any>,
     id: &str,
     hash: &str,
     now: i64,
@@ -188,9 +189,42 @@ pub async fn set_password(
         .bind(id)
         .bind(hash)
         .bind(now)
-        .execute(pool)
+        .execute(ex)
         .await?;
     Ok(())
+}
+
+/// Marks the address of `id` verified, if it is still `email` (a token
+/// issued for an address the user has since left verifies nothing).
+/// Returns whether it did.
+pub async fn set_email_verified<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+    email: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE users SET email_verified = 1, updated_at = $3 WHERE id = $1 AND email = $2",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The account whose email key is `key` (for a password reset request).
+pub async fn find_by_email_key(pool: &AnyPool, key: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
+         u.password_changed_at, u.email_verified, u.created_at, u.updated_at FROM users u \
+         WHERE u.email_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
 }
 
 /// Replaces the hash of an unchanged password (an algorithm or parameter
@@ -237,7 +271,7 @@ pub async fn list(
 ) -> Result<Vec<User>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT u.id, u.email, u.username, u.name, u.role, u.disabled, \
-         u.password_changed_at, u.created_at, u.updated_at FROM users u \
+         u.password_changed_at, u.email_verified, u.created_at, u.updated_at FROM users u \
          WHERE $1 IS NULL OR u.email_key LIKE $1 ESCAPE '\\' OR u.username_key LIKE $1 ESCAPE '\\' \
          OR LOWER(u.name) LIKE $1 ESCAPE '\\' \
          ORDER BY u.created_at, u.id LIMIT $2 OFFSET $3",

@@ -16,11 +16,17 @@ use serde::Serialize;
 
 use crate::auth::AuthState;
 use crate::auth::audit::{self, Event, RequestContext};
+use crate::auth::factor::{self, Check};
 use crate::auth::hashing::Verified;
+use crate::auth::jwt::Grant;
+use crate::auth::notices;
 use crate::auth::{backoff, refresh};
 use crate::domain::User;
 use crate::error::ApiError;
-use crate::storage::{self, refresh_tokens, sessions, sessions::EndReason, users};
+use crate::storage::email_tokens::Purpose;
+use crate::storage::{
+    self, email_tokens, mfa, refresh_tokens, sessions, sessions::EndReason, users,
+};
 
 /// The RFC 6749 §5.1 token response. Its `Debug` hides the tokens.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -49,6 +55,15 @@ impl std::fmt::Debug for TokenResponse {
 pub enum GrantError {
     InvalidCredentials,
     InvalidRefreshToken,
+    /// The password was right and the account has a second factor: the
+    /// client goes on with this `mfa_token` and a code.
+    MfaRequired(String),
+    /// The `mfa_token` is unknown, spent, expired or dead, or the code is
+    /// wrong.
+    InvalidMfa,
+    /// The password was right but the address is unverified and
+    /// `auth.require_verified_email` is on.
+    Unverified,
     Throttled(Duration),
     Api(ApiError),
 }
@@ -71,15 +86,16 @@ pub async fn start_session(
     state: &AuthState,
     ctx: &RequestContext,
     user: &User,
-    amr: &str,
+    amr: &[&str],
 ) -> Result<TokenResponse, ApiError> {
     let auth = &state.settings.auth;
+    let amr_text = amr.join(",");
     let now = storage::now_ms();
     let session_expires = now + storage::ms(auth.session_lifetime);
     let origin = sessions::Origin {
         ip: ctx.ip.as_deref(),
         user_agent: ctx.user_agent.as_deref(),
-        amr,
+        amr: &amr_text,
     };
     let session = sessions::create(state.db.pool(), &user.id, now, session_expires, origin).await?;
     let token = new_refresh_token()?;
@@ -92,22 +108,33 @@ pub async fn start_session(
         expires,
     )
     .await?;
-    respond(state, user, &session, token)
+    respond(state, user, &session, token, &amr_text).await
 }
 
 fn new_refresh_token() -> Result<String, ApiError> {
     refresh::generate().map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))
 }
 
-fn respond(
+async fn respond(
     state: &AuthState,
     user: &User,
     session: &str,
     refresh_token: String,
+    amr: &str,
 ) -> Result<TokenResponse, ApiError> {
+    let amr: Vec<String> = amr
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect();
+    // A role that must have a second factor, without one (now: a factor
+    // removed since the login counts): tokens good for enrolling only.
+    let enrol_only = state.settings.auth.mfa_required_roles.contains(&user.role)
+        && !storage::mfa::has_active_factor(state.db.pool(), &user.id).await?;
+    let grant = Grant { amr, enrol_only };
     let access_token = state
         .tokens
-        .issue(&user.id, session, user.role, storage::now_ms())
+        .issue(&user.id, session, user.role, storage::now_ms(), &grant)
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(TokenResponse {
         access_token,
@@ -180,7 +207,6 @@ pub async fn password_login(
             return Err(GrantError::InvalidCredentials);
         }
     };
-    state.throttle.success(&backoff_key).await;
     if verified == (Verified::Yes { upgrade: true }) {
         let new_hash = state
             .hasher
@@ -191,8 +217,111 @@ pub async fn password_login(
         }
         tracing::info!("password hash upgraded to the current Argon2id parameters");
     }
+    if state.settings.auth.require_verified_email && !user.email_verified {
+        unverified_login(state, ctx, &user).await?;
+        return Err(GrantError::Unverified);
+    }
+    if mfa::has_active_factor(state.db.pool(), &user.id).await? {
+        // The attempt stays reserved in the back-off until a code is
+        // right: knowing the password buys no fresh code guesses.
+        let token = refresh::generate_prefixed(MFA_TOKEN_PREFIX)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+        let now = storage::now_ms();
+        let expires = now + storage::ms(MFA_TOKEN_TTL);
+        mfa::open_challenge(
+            state.db.pool(),
+            &refresh::hash(&token),
+            &user.id,
+            now,
+            expires,
+        )
+        .await?;
+        audit::record(&state.db, Event::MfaChallenge, ctx, Some(&user.id), None).await?;
+        return Err(GrantError::MfaRequired(token));
+    }
+    state.throttle.success(&backoff_key).await;
     audit::record(&state.db, Event::LoginSuccess, ctx, Some(&user.id), None).await?;
-    Ok(start_session(state, ctx, &user, "pwd").await?)
+    let tokens = start_session(state, ctx, &user, &["pwd"]).await?;
+    notices::after_login(state, &user, ctx);
+    Ok(tokens)
+}
+
+/// Prefix of `mfa_token`s.
+pub const MFA_TOKEN_PREFIX: &str = "pal_mfa_";
+/// How long an `mfa_token` lives.
+pub const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// Wrong codes an `mfa_token` survives.
+pub const MFA_TOKEN_MAX_FAILURES: i64 = 5;
+
+/// A right password for an unverified account while verification is
+/// required: recorded, and a new verification mail at most once an hour.
+async fn unverified_login(
+    state: &AuthState,
+    ctx: &RequestContext,
+    user: &User,
+) -> Result<(), ApiError> {
+    audit::record(
+        &state.db,
+        Event::LoginFailure,
+        ctx,
+        Some(&user.id),
+        Some("email_unverified"),
+    )
+    .await?;
+    let last = email_tokens::last_issued(state.db.pool(), &user.id, Purpose::Verify).await?;
+    let hour_ago = storage::now_ms() - 3_600_000;
+    if last.is_none_or(|at| at < hour_ago) {
+        notices::send_token(state, user, Purpose::Verify).await?;
+    }
+    Ok(())
+}
+
+/// The MFA grant: an `mfa_token` from a right password, and a TOTP or
+/// recovery code.
+#[tracing::instrument(skip_all)]
+pub async fn mfa_login(
+    state: &AuthState,
+    ctx: &RequestContext,
+    mfa_token: &str,
+    otp: &str,
+) -> Result<TokenResponse, GrantError> {
+    if !refresh::looks_prefixed(MFA_TOKEN_PREFIX, mfa_token) || otp.len() > 64 {
+        return Err(GrantError::InvalidMfa);
+    }
+    let hash = refresh::hash(mfa_token);
+    let pool = state.db.pool();
+    let now = storage::now_ms();
+    let Some(user_id) = mfa::live_challenge(pool, &hash, now, MFA_TOKEN_MAX_FAILURES).await? else {
+        return Err(GrantError::InvalidMfa);
+    };
+    let proof = match factor::check(state, ctx, &user_id, otp).await? {
+        Check::Right(proof) => proof,
+        Check::Wrong => {
+            mfa::fail_challenge(pool, &hash).await?;
+            return Err(GrantError::InvalidMfa);
+        }
+        Check::Throttled(wait) => return Err(GrantError::Throttled(wait)),
+    };
+    if !mfa::spend_challenge(pool, &hash, storage::now_ms(), MFA_TOKEN_MAX_FAILURES).await? {
+        return Err(GrantError::InvalidMfa);
+    }
+    let Some(user) = users::find_by_id(pool, &user_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Err(GrantError::InvalidMfa);
+    };
+    audit::record(
+        &state.db,
+        Event::LoginSuccess,
+        ctx,
+        Some(&user.id),
+        Some(proof.amr()),
+    )
+    .await?;
+    let tokens = start_session(state, ctx, &user, &["pwd", proof.amr()]).await?;
+    notices::after_login(state, &user, ctx);
+    Ok(tokens)
 }
 
 /// The refresh-token grant: rotate, or detect reuse.
@@ -212,7 +341,8 @@ pub async fn refresh_grant(
         tx.rollback().await?;
         return Err(reuse_or_invalid(state, ctx, &hash, now).await);
     };
-    let Some((user, session_expires)) = sessions::open_session(&mut *tx, &session, now).await?
+    let Some((user, session_expires, amr)) =
+        sessions::open_session(&mut *tx, &session, now).await?
     else {
         tx.rollback().await?;
         return Err(GrantError::InvalidRefreshToken);
@@ -227,7 +357,7 @@ pub async fn refresh_grant(
     sessions::touch(&mut *tx, &session, now, now).await?;
     tx.commit().await?;
     audit::record(&state.db, Event::Refresh, ctx, Some(&user.id), None).await?;
-    Ok(respond(state, &user, &session, next)?)
+    Ok(respond(state, &user, &session, next, &amr).await?)
 }
 
 /// A token that could not be consumed: unknown, expired, or already used.

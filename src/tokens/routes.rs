@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{GrantError, TokenResponse};
 use crate::auth::audit::{self, Event, RequestContext};
-use crate::auth::{AuthState, AuthUser};
+use crate::auth::{AuthState, EnrollingUser};
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::http::extract::ApiJson;
@@ -33,16 +33,41 @@ pub struct OAuthError {
     pub error_description: String,
 }
 
+/// The 403 of a right password on an account with a second factor.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MfaRequired {
+    /// `mfa_required`.
+    pub error: &'static str,
+    pub error_description: &'static str,
+    /// Opaque, single use once it succeeds, valid 5 minutes, dead after 5
+    /// wrong codes: send it with a code to the mfa-otp grant or
+    /// `POST /auth/login/mfa`.
+    pub mfa_token: String,
+}
+
+impl std::fmt::Debug for MfaRequired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaRequired").finish_non_exhaustive()
+    }
+}
+
+/// The grant type of the second step of a login with a second factor.
+pub const MFA_OTP_GRANT: &str = "urn:palisade:params:oauth:grant-type:mfa-otp";
+
 /// The token endpoint's form (documentation of the wire format).
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenForm {
-    /// `password` or `refresh_token`.
+    /// `password`, `refresh_token` or `urn:palisade:params:oauth:grant-type:mfa-otp`.
     pub grant_type: String,
     /// Username or email (password grant).
     pub username: Option<String>,
     pub password: Option<String>,
     /// Refresh-token grant.
     pub refresh_token: Option<String>,
+    /// mfa-otp grant: the token of the 403 `mfa_required` answer.
+    pub mfa_token: Option<String>,
+    /// mfa-otp grant: a TOTP code or a recovery code.
+    pub otp: Option<String>,
     /// No scopes are defined; only an empty scope is accepted.
     pub scope: Option<String>,
 }
@@ -53,6 +78,21 @@ impl std::fmt::Debug for TokenForm {
             .field("grant_type", &self.grant_type)
             .field("username", &self.username)
             .finish_non_exhaustive()
+    }
+}
+
+/// `POST /auth/login/mfa`'s body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaLoginBody {
+    pub mfa_token: String,
+    /// A TOTP code or a recovery code.
+    pub otp: String,
+}
+
+impl std::fmt::Debug for MfaLoginBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaLoginBody").finish_non_exhaustive()
     }
 }
 
@@ -134,6 +174,22 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String
 
 fn grant_failure(err: GrantError, oauth: bool) -> Response {
     match err {
+        GrantError::MfaRequired(mfa_token) => {
+            let body = MfaRequired {
+                error: "mfa_required",
+                error_description: "A second factor is required: send the mfa_token with a code",
+                mfa_token,
+            };
+            no_store((StatusCode::FORBIDDEN, Json(body)).into_response())
+        }
+        GrantError::Unverified => oauth_error(
+            "invalid_grant",
+            "The email address of this account is not verified; a verification mail has been sent (at most one an hour)",
+        ),
+        GrantError::InvalidMfa if oauth => oauth_error(
+            "invalid_grant",
+            "The code is wrong, or the mfa_token is invalid, used or expired",
+        ),
         GrantError::InvalidCredentials if oauth => {
             oauth_error("invalid_grant", "Invalid username or password")
         }
@@ -141,12 +197,12 @@ fn grant_failure(err: GrantError, oauth: bool) -> Response {
             "invalid_grant",
             "The refresh token is invalid, expired or revoked",
         ),
-        GrantError::InvalidCredentials | GrantError::InvalidRefreshToken => {
-            ApiError::Unauthorized {
-                invalid_token: false,
-            }
-            .into_response()
+        GrantError::InvalidCredentials
+        | GrantError::InvalidRefreshToken
+        | GrantError::InvalidMfa => ApiError::Unauthorized {
+            invalid_token: false,
         }
+        .into_response(),
         GrantError::Throttled(wait) => {
             let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
             ApiError::TooManyRequests { retry_after }.into_response()
@@ -165,6 +221,7 @@ fn client_ip(ip: Option<Extension<ClientIp>>) -> Option<std::net::IpAddr> {
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthError),
+        (status = 403, description = "Right password; a second factor is required", body = MfaRequired),
         (status = 429, description = "Rate limited", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Busy or a dependency is down", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -208,7 +265,18 @@ pub async fn token(
             };
             super::refresh_grant(&state, &ctx, token).await
         }
-        Some(_) => return oauth_error("unsupported_grant_type", "Use password or refresh_token"),
+        Some(MFA_OTP_GRANT) => {
+            let (Some(mfa_token), Some(otp)) = (form.get("mfa_token"), form.get("otp")) else {
+                return oauth_error("invalid_request", "mfa_token and otp are required");
+            };
+            super::mfa_login(&state, &ctx, mfa_token, otp).await
+        }
+        Some(_) => {
+            return oauth_error(
+                "unsupported_grant_type",
+                "Use password, refresh_token or urn:palisade:params:oauth:grant-type:mfa-otp",
+            );
+        }
         None => return oauth_error("invalid_request", "grant_type is required"),
     };
     match result {
@@ -223,7 +291,9 @@ pub async fn token(
     request_body = LoginBody,
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse),
+        (status = 400, description = "Right password, unverified address (with `auth.require_verified_email`)", body = OAuthError),
         (status = 401, description = "Invalid username or password", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Right password; a second factor is required", body = MfaRequired),
         (status = 422, description = "Malformed body", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -254,6 +324,28 @@ pub async fn login(
     )
     .await
     {
+        Ok(tokens) => no_store(Json(tokens).into_response()),
+        Err(e) => no_store(grant_failure(e, false)),
+    }
+}
+
+/// The second step of a login with a second factor, for clients that send
+/// JSON: the same tokens as the mfa-otp grant.
+#[utoipa::path(post, path = "/auth/login/mfa", tag = "auth",
+    request_body = MfaLoginBody,
+    responses(
+        (status = 200, description = "Tokens issued", body = TokenResponse),
+        (status = 401, description = "Wrong code, or the mfa_token is invalid, used or expired", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed body", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or backing off", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn login_mfa(
+    State(state): State<AuthState>,
+    ctx: RequestContext,
+    ApiJson(body): ApiJson<MfaLoginBody>,
+) -> Response {
+    match super::mfa_login(&state, &ctx, &body.mfa_token, &body.otp).await {
         Ok(tokens) => no_store(Json(tokens).into_response()),
         Err(e) => no_store(grant_failure(e, false)),
     }
@@ -302,7 +394,7 @@ pub async fn revoke(
 pub async fn logout(
     State(state): State<AuthState>,
     ctx: RequestContext,
-    caller: AuthUser,
+    EnrollingUser(caller): EnrollingUser,
 ) -> Result<StatusCode, ApiError> {
     sessions::end(
         state.db.pool(),

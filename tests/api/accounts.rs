@@ -37,6 +37,7 @@ async fn a_valid_registration_returns_the_user_and_never_a_hash() {
             "created_at",
             "disabled",
             "email",
+            "email_verified",
             "id",
             "name",
             "role",
@@ -44,6 +45,7 @@ async fn a_valid_registration_returns_the_user_and_never_a_hash() {
             "username"
         ]
     );
+    assert_eq!(user["email_verified"], false);
     assert_eq!(user["email"], "Ada@example.org");
     assert_eq!(user["role"], "user");
     assert_eq!(user["disabled"], false);

@@ -358,7 +358,8 @@ fn admin_cli(
     if let Some(db) = db {
         command
             .env("DATABASE_URL", db.url())
-            .env("PALISADE_JWT_SECRET", TEST_SECRET);
+            .env("PALISADE_JWT_SECRET", TEST_SECRET)
+            .env("PALISADE_MFA_KEY", crate::database::TEST_MFA_KEY);
     }
     let mut child = command
         .current_dir(dir)

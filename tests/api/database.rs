@@ -107,3 +107,6 @@ impl Drop for TestDatabase {
 /// A signing secret for the PostgreSQL run, which (as any shared database)
 /// requires a configured one.
 pub const TEST_SECRET: &str = "test-only-signing-secret-0123456789abcdefghijklmnop";
+
+/// The MFA key every instance of a test on a shared database uses.
+pub const TEST_MFA_KEY: &str = "test-only-mfa-key-9876543210zyxwvutsrqponmlkjihgf";

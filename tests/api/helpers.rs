@@ -7,7 +7,7 @@ use axum::Router;
 use palisade::settings::{Settings, Sources};
 use palisade::startup::Application;
 
-pub use crate::database::{POSTGRES, TEST_SECRET, TestDatabase};
+pub use crate::database::{POSTGRES, TEST_MFA_KEY, TEST_SECRET, TestDatabase};
 
 /// A running server on a loopback port, with a client and typed HTTP
 /// helpers.
@@ -184,6 +184,10 @@ pub fn settings(env: &[(&str, &str)]) -> (Settings, Scratch) {
         vars.insert("DATABASE_URL".into(), db.url());
         vars.entry("PALISADE_JWT_SECRET".into())
             .or_insert_with(|| TEST_SECRET.into());
+    }
+    if vars.contains_key("DATABASE_URL") {
+        vars.entry("PALISADE_MFA_KEY".into())
+            .or_insert_with(|| TEST_MFA_KEY.into());
     }
     let sources = Sources {
         env: vars,

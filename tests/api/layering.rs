@@ -25,7 +25,7 @@ pub const LAYERS: &[&[&str]] = &[
     // Engines that know nothing about HTTP: the database, the limiter
     // engine and its stores, logging, the session cache and the channels
     // that invalidate it.
-    &["storage", "ratelimit", "telemetry", "cache"],
+    &["storage", "ratelimit", "telemetry", "cache", "mail"],
     // HTTP plumbing: the layer stack, client IP, request id, CORS,
     // headers, the rate-limit middleware. Knows no users or databases.
     &["http"],
@@ -33,7 +33,7 @@ pub const LAYERS: &[&[&str]] = &[
     // audit, and the narrow states features reach through `FromRef`.
     &["auth"],
     // Features: each owns its routes and talks to storage and auth.
-    &["accounts", "tokens", "admin"],
+    &["accounts", "tokens", "admin", "mfa"],
     // The assembly: the whole state, the route table and router, the
     // server, the command line.
     &["state"],

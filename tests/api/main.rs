@@ -19,6 +19,8 @@ mod jwt_attacks;
 mod layering;
 mod limits;
 mod login_limits;
+mod mail;
+mod mfa;
 mod postgres_tls;
 mod proxy;
 // The private redis-server of the limiter's own tests, shared here.
@@ -29,6 +31,7 @@ mod redis_tls;
 mod scale_out;
 mod session_cache;
 mod sessions;
+mod smtp;
 mod sql_hygiene;
 mod text;
 mod tls;

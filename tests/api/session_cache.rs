@@ -244,7 +244,7 @@ async fn every_session_ending_event_on_one_instance_is_seen_by_every_instance_at
 
 /// `palisade users …` with the settings of `app` (its database, secret and
 /// Redis), as an operator runs it beside the servers.
-async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+pub(crate) async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     use secrecy::ExposeSecret;
     let settings = &app.state.settings;
     let mut command = Command::new(BIN);
@@ -262,6 +262,9 @@ async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     }
     if settings.auth.jwt_secret.is_some() {
         command.env("PALISADE_JWT_SECRET", crate::helpers::TEST_SECRET);
+    }
+    if settings.auth.mfa_key.is_some() {
+        command.env("PALISADE_MFA_KEY", crate::helpers::TEST_MFA_KEY);
     }
     command
         .stdin(Stdio::null())
