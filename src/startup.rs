@@ -34,6 +34,8 @@ use crate::storage::Db;
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// `metrics.bind`'s listener, serving `/metrics` only.
+    metrics: Option<TcpListener>,
     router: Router,
     state: AppState,
     max_connections: usize,
@@ -134,7 +136,18 @@ impl Application {
             Some(files) => Some(load_tls(files)?),
             None => None,
         };
+        if settings.metrics.enabled() && crate::telemetry::prom::install().is_none() {
+            tracing::warn!("metrics are on but no recorder could be installed");
+        }
         let state = build_state(settings).await?;
+        let metrics = match state.settings.metrics.bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (metrics.bind)"))?,
+            ),
+            None => None,
+        };
         let bind = state.settings.server.bind;
         let listener = TcpListener::bind(bind)
             .await
@@ -143,6 +156,7 @@ impl Application {
         let max_connections = connection_cap(&state.settings);
         Ok(Self {
             listener,
+            metrics,
             router,
             state,
             max_connections,
@@ -170,6 +184,11 @@ impl Application {
     /// settings asked for port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the metrics listener (`metrics.bind`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The application state (for tests and embedding).
@@ -203,6 +222,15 @@ impl Application {
             }
         });
 
+        let metrics = self.metrics.map(|listener| {
+            let router = routes::metrics::standalone(self.state.clone());
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let control = match (self.state.sessions.channel(), self.state.sessions.socket()) {
             (Channel::Local, Some(path)) => Some(tokio::spawn(control::serve(
                 path.clone(),
@@ -250,6 +278,9 @@ impl Application {
         }
         let result = Ok(());
         sweeper.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         if let Some(reloader) = reloader {
             reloader.abort();
         }

@@ -1,7 +1,9 @@
-//! Logging: human-readable or JSON lines on standard error, filtered by
+//! Logging and metrics. Logging: human-readable or JSON lines on standard error, filtered by
 //! `log.level`. Request spans carry the request id; headers are never
 //! logged (and `Authorization`, `Proxy-Authorization`, `Cookie`,
 //! `Set-Cookie` are marked sensitive in case anything tries).
+
+pub mod prom;
 
 use tracing_subscriber::EnvFilter;
 

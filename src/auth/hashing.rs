@@ -42,6 +42,9 @@ pub struct Hasher {
     jobs: flume::Sender<Job>,
     /// Jobs running or waiting: at most `concurrency + queue`.
     admitted: Arc<tokio::sync::Semaphore>,
+    /// Threads, and threads plus queue places (the semaphore's size).
+    workers: usize,
+    capacity: usize,
     dummy: Arc<str>,
 }
 
@@ -109,8 +112,20 @@ impl Hasher {
             params,
             jobs,
             admitted: Arc::new(tokio::sync::Semaphore::new(admitted)),
+            workers: concurrency.max(1),
+            capacity: admitted,
             dummy: dummy.into(),
         })
+    }
+
+    /// Jobs on the pool now: (running, waiting), from the admission count
+    /// (a job holds its place from admission to completion).
+    pub fn load(&self) -> (usize, usize) {
+        let in_flight = self
+            .capacity
+            .saturating_sub(self.admitted.available_permits());
+        let running = in_flight.min(self.workers);
+        (running, in_flight - running)
     }
 
     /// Hashes a (normalized) password with the current parameters.

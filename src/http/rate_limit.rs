@@ -61,6 +61,8 @@ pub async fn layer(State(limiter): State<Arc<RateLimiter>>, req: Request, next: 
         };
         outcomes.push((policy, decision));
         if !decision.allowed {
+            metrics::counter!(crate::telemetry::prom::RATE_LIMIT_REFUSALS, "policy" => policy.name.clone())
+                .increment(1);
             let mut response = too_many(decision);
             write_fields(response.headers_mut(), &outcomes);
             return response;

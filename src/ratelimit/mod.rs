@@ -270,6 +270,9 @@ impl RateLimiter {
             let decision = self.store.check(policy, key).await?;
             out.push((Arc::clone(policy), decision));
             if !decision.allowed {
+                // `telemetry::prom::RATE_LIMIT_REFUSALS` (a peer module: named here).
+                metrics::counter!("palisade_rate_limit_refusals_total", "policy" => policy.name.clone())
+                    .increment(1);
                 break;
             }
         }

@@ -8,6 +8,7 @@ pub mod ai;
 pub mod data;
 pub mod docs;
 pub mod health;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -35,13 +36,20 @@ pub fn router(state: AppState) -> Router {
     if settings.server.docs {
         app = app.merge(docs::router(openapi));
     }
-    let app = app
+    if settings.metrics.token.is_some() {
+        app = app.route("/metrics", axum::routing::get(metrics::with_token));
+    }
+    let mut app = app
         .fallback(|| async { ApiError::NotFound })
         .layer(from_fn_with_state(
             Arc::clone(&state.limiter),
             rate_limit::layer,
-        ))
-        .with_state(state);
+        ));
+    if settings.metrics.enabled() {
+        // Outside the limiter, so its 429s are counted too.
+        app = app.layer(axum::middleware::from_fn(crate::http::metrics::layer));
+    }
+    let app = app.with_state(state);
     stack::apply(app, &settings)
 }
 
@@ -104,5 +112,6 @@ pub fn route_keys() -> Vec<String> {
         }
     }
     keys.extend(docs::ROUTES.iter().map(|r| (*r).to_owned()));
+    keys.push("GET /metrics".to_owned());
     keys
 }

@@ -15,6 +15,7 @@ mod cors;
 mod database;
 mod headers;
 mod mail;
+mod metrics;
 mod rate_limit;
 mod reader;
 mod redis;
@@ -33,6 +34,7 @@ pub use cors::{AllowedOrigins, CorsSettings};
 pub use database::DatabaseSettings;
 pub use headers::HeaderSettings;
 pub use mail::{MailSettings, SmtpSecurity, SmtpServer};
+pub use metrics::MetricsSettings;
 pub use rate_limit::RateLimitSettings;
 pub use redis::RedisSettings;
 pub use secret::SigningSecret;
@@ -55,6 +57,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub redis: RedisSettings,
     pub mail: MailSettings,
+    pub metrics: MetricsSettings,
     effective: Effective,
 }
 
@@ -109,6 +112,7 @@ impl Settings {
         let rate_limit = RateLimitSettings::read(r);
         let redis = RedisSettings::read(r);
         let mail = MailSettings::read(r);
+        let metrics = MetricsSettings::read(r);
         if let (Some(redis), Some(auth)) = (&redis, &auth)
             && redis.url.is_some()
             && auth.jwt_secret.is_none()
@@ -125,6 +129,7 @@ impl Settings {
             rate_limit: rate_limit?,
             redis: redis?,
             mail: mail?,
+            metrics: metrics?,
             effective: Effective::default(),
         })
     }

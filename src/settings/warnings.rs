@@ -69,6 +69,13 @@ impl Settings {
             ));
         }
         out.extend(self.mail_warnings());
+        if let Some(addr) = self.metrics.bind
+            && !addr.ip().is_loopback()
+        {
+            out.push(format!(
+                "metrics.bind is {addr}: /metrics answers there without a token; keep that address private"
+            ));
+        }
         if let Some(tls) = &self.server.tls
             && let Some(mode) = others_may_read(&tls.key)
         {

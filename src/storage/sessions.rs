@@ -25,6 +25,15 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Counts `n` sessions ended for this reason (`/metrics`).
+    fn count(self, n: u64) {
+        if n > 0 {
+            // `telemetry::prom::SESSIONS_ENDED` (a peer module: named here).
+            metrics::counter!("palisade_sessions_ended_total", "reason" => self.as_str())
+                .increment(n);
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
@@ -159,6 +168,7 @@ pub async fn end_own(
     .bind(reason.as_str())
     .execute(pool)
     .await?;
+    reason.count(done.rows_affected());
     Ok(done.rows_affected() > 0)
 }
 
@@ -229,6 +239,7 @@ pub async fn end(
     .bind(reason.as_str())
     .fetch_optional(pool)
     .await?;
+    reason.count(u64::from(row.is_some()));
     row.map(|r| r.try_get("user_id")).transpose()
 }
 
@@ -250,6 +261,9 @@ pub async fn end_all<'e>(
     .bind(reason.as_str())
     .execute(ex)
     .await?;
+    // Counted when the statement ran; a transaction rolled back later
+    // still counts (rare: the callers commit right after).
+    reason.count(done.rows_affected());
     Ok(done.rows_affected())
 }
 

@@ -68,6 +68,30 @@ pub enum GrantError {
     Api(ApiError),
 }
 
+impl GrantError {
+    /// The `outcome` label of a failed login step (`/metrics`).
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "failure",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::MfaRequired(_) => "mfa_required",
+            Self::InvalidMfa => "mfa_failure",
+            Self::Unverified => "unverified",
+            Self::Throttled(_) => "throttled",
+            Self::Api(_) => "error",
+        }
+    }
+}
+
+/// Counts a password or second-factor login step by its outcome.
+pub fn count_login<T>(result: &Result<T, GrantError>) {
+    let outcome = match result {
+        Ok(_) => "success",
+        Err(e) => e.outcome(),
+    };
+    metrics::counter!(crate::telemetry::prom::LOGINS, "outcome" => outcome).increment(1);
+}
+
 impl From<ApiError> for GrantError {
     fn from(e: ApiError) -> Self {
         Self::Api(e)
@@ -396,6 +420,7 @@ async fn reuse_or_invalid(
         ended = ended.is_some(),
         "refresh token reuse detected: session ended"
     );
+    metrics::counter!(crate::telemetry::prom::REFRESH_REUSE).increment(1);
     if let Err(e) = audit::record(
         &state.db,
         Event::RefreshReuse,

@@ -257,7 +257,10 @@ pub async fn token(
                 return oauth_error("invalid_request", "username or password is malformed");
             }
             let route = (&http::Method::POST, "/auth/token");
-            super::password_login(&state, &ctx, route, client_ip(ip), username, password).await
+            let result =
+                super::password_login(&state, &ctx, route, client_ip(ip), username, password).await;
+            super::count_login(&result);
+            result
         }
         Some("refresh_token") => {
             let Some(token) = form.get("refresh_token") else {
@@ -269,7 +272,9 @@ pub async fn token(
             let (Some(mfa_token), Some(otp)) = (form.get("mfa_token"), form.get("otp")) else {
                 return oauth_error("invalid_request", "mfa_token and otp are required");
             };
-            super::mfa_login(&state, &ctx, mfa_token, otp).await
+            let result = super::mfa_login(&state, &ctx, mfa_token, otp).await;
+            super::count_login(&result);
+            result
         }
         Some(_) => {
             return oauth_error(
@@ -314,7 +319,7 @@ pub async fn login(
         .into_response();
     }
     let route = (&http::Method::POST, "/auth/login");
-    match super::password_login(
+    let result = super::password_login(
         &state,
         &ctx,
         route,
@@ -322,8 +327,9 @@ pub async fn login(
         &body.username,
         &body.password,
     )
-    .await
-    {
+    .await;
+    super::count_login(&result);
+    match result {
         Ok(tokens) => no_store(Json(tokens).into_response()),
         Err(e) => no_store(grant_failure(e, false)),
     }
@@ -345,7 +351,9 @@ pub async fn login_mfa(
     ctx: RequestContext,
     ApiJson(body): ApiJson<MfaLoginBody>,
 ) -> Response {
-    match super::mfa_login(&state, &ctx, &body.mfa_token, &body.otp).await {
+    let result = super::mfa_login(&state, &ctx, &body.mfa_token, &body.otp).await;
+    super::count_login(&result);
+    match result {
         Ok(tokens) => no_store(Json(tokens).into_response()),
         Err(e) => no_store(grant_failure(e, false)),
     }

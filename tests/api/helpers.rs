@@ -26,6 +26,8 @@ pub struct TestApp {
     pub state: palisade::AppState,
     /// What the connection limits did.
     pub connections: std::sync::Arc<palisade::http::server::ConnectionCounters>,
+    /// The metrics listener's address (`PALISADE_METRICS_BIND`).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -205,6 +207,7 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
     let addr = app.local_addr().unwrap();
     let state = app.state().clone();
     let connections = app.connections();
+    let metrics_addr = app.metrics_addr();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         server: TestServer {
@@ -215,6 +218,7 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
         },
         state,
         connections,
+        metrics_addr,
     }
 }
 

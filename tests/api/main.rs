@@ -20,6 +20,7 @@ mod layering;
 mod limits;
 mod login_limits;
 mod mail;
+mod metrics;
 mod mfa;
 mod postgres_tls;
 mod proxy;
