@@ -1,5 +1,10 @@
 //! Operator commands that work on the database directly: `migrate`,
-//! `create-admin` (the only way to make a `super_admin`) and `users`.
+//! `prune`, `backup`, `create-admin` (the only way to make a
+//! `super_admin`) and `users`.
+
+mod import;
+
+pub use import::run as import_users;
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -16,6 +21,64 @@ use axum::extract::FromRef;
 use crate::startup::build_state;
 use crate::state::AppState;
 use crate::storage::{self, users};
+
+/// `palisade prune [--dry-run]`: one JSON line of counts per table.
+pub async fn prune(settings: Settings, dry_run: bool) -> ExitCode {
+    let state = match build_state(settings).await {
+        Ok(state) => state,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+    let retention = crate::startup::retention(&state.settings);
+    let pool = state.db.pool();
+    let now = storage::now_ms();
+    let report = if dry_run {
+        storage::prune::dry_run(pool, &retention, now).await
+    } else {
+        storage::prune::run(pool, &retention, now, storage::prune::BATCH).await
+    };
+    match report {
+        Ok(report) => {
+            let counts: serde_json::Map<String, serde_json::Value> = report
+                .into_iter()
+                .map(|(table, n)| (table.to_owned(), n.into()))
+                .collect();
+            let line = serde_json::json!({"dry_run": dry_run, "deleted": counts});
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("pruning failed: {e}")),
+    }
+}
+
+/// `palisade backup FILE`: the embedded database only.
+pub async fn backup(settings: Settings, file: &std::path::Path) -> ExitCode {
+    if settings.database.url.is_some() {
+        return fail("backup copies the embedded SQLite database; for PostgreSQL use pg_dump");
+    }
+    if file.exists() {
+        return fail(&format!("{} exists; name a new file", file.display()));
+    }
+    let state = match build_state(settings).await {
+        Ok(state) => state,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+    let Some(target) = file.to_str() else {
+        return fail("the file name is not UTF-8");
+    };
+    match storage::prune::backup_sqlite(state.db.pool(), target).await {
+        Ok(()) => {
+            // The copy holds password hashes: owner only.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+            }
+            println!("{}", serde_json::json!({"backup": target}));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("backup failed: {e}")),
+    }
+}
 
 /// `palisade migrate`.
 pub async fn migrate(settings: Settings) -> ExitCode {

@@ -41,6 +41,30 @@ pub enum Command {
     CheckConfig,
     /// Apply the database migrations and exit (`serve` also applies them).
     Migrate,
+    /// Delete what the retention settings no longer keep (ended sessions,
+    /// expired tokens, old security events), in batches; print the counts.
+    Prune {
+        /// Count what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Copy the embedded SQLite database to FILE, consistently, while the
+    /// server may be running (SQLite's VACUUM INTO). FILE must not exist.
+    Backup {
+        /// Where the copy goes.
+        file: std::path::PathBuf,
+    },
+    /// Import accounts from another application: JSON lines, or CSV (by
+    /// the .csv extension) with the columns email, username, name, role,
+    /// password_hash, disabled, created_at. Hashes are kept (bcrypt,
+    /// Argon2, passlib pbkdf2_sha256) and upgraded to Argon2id at login.
+    ImportUsers {
+        /// The file to read.
+        file: std::path::PathBuf,
+        /// Import nothing unless every row is accepted.
+        #[arg(long)]
+        atomic: bool,
+    },
     /// Manage users directly, for operators locked out of the API.
     #[command(subcommand)]
     Users(UsersCommand),

@@ -61,6 +61,11 @@ async fn run(command: Command, settings: Settings) -> ExitCode {
         Command::CheckConfig => palisade::check_config::run(&settings),
         Command::Serve { .. } => serve(settings).await,
         Command::Migrate => palisade::admin_cli::migrate(settings).await,
+        Command::Prune { dry_run } => palisade::admin_cli::prune(settings, dry_run).await,
+        Command::Backup { file } => palisade::admin_cli::backup(settings, &file).await,
+        Command::ImportUsers { file, atomic } => {
+            palisade::admin_cli::import_users(settings, &file, atomic).await
+        }
         Command::Users(command) => palisade::admin_cli::users(settings, command).await,
         Command::CreateAdmin {
             email,

@@ -222,6 +222,14 @@ impl Application {
             }
         });
 
+        let interval = self.state.settings.retention.prune_interval;
+        let pruner = (!interval.is_zero()).then(|| {
+            tokio::spawn(prune_every(
+                self.state.db.clone(),
+                retention(&self.state.settings),
+                interval,
+            ))
+        });
         let metrics = self.metrics.map(|listener| {
             let router = routes::metrics::standalone(self.state.clone());
             tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
@@ -278,6 +286,9 @@ impl Application {
         }
         let result = Ok(());
         sweeper.abort();
+        if let Some(pruner) = pruner {
+            pruner.abort();
+        }
         if let Some(metrics) = metrics {
             metrics.abort();
         }
@@ -428,6 +439,43 @@ pub fn signing_secret(settings: &Settings) -> anyhow::Result<SigningSecret> {
         tracing::info!(path = %secret::secret_path(dir).display(), "generated a new 256-bit signing secret (mode 0600)");
     }
     Ok(secret)
+}
+
+/// The retention of `settings` as the pruner takes it; device records are
+/// kept as long as the new-device notice looks back.
+pub fn retention(settings: &Settings) -> crate::storage::prune::Retention {
+    let r = &settings.retention;
+    crate::storage::prune::Retention {
+        sessions_ms: crate::storage::ms(r.sessions),
+        events_ms: crate::storage::ms(r.events),
+        tokens_ms: crate::storage::ms(r.tokens),
+        devices_ms: crate::storage::ms(crate::auth::notices::DEVICE_MEMORY),
+    }
+}
+
+/// Prunes every `interval`, from one interval after start.
+async fn prune_every(
+    db: crate::storage::Db,
+    retention: crate::storage::prune::Retention,
+    interval: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = crate::storage::now_ms();
+        match crate::storage::prune::run(db.pool(), &retention, now, crate::storage::prune::BATCH)
+            .await
+        {
+            Ok(report) => {
+                let total: u64 = report.iter().map(|(_, n)| n).sum();
+                if total > 0 {
+                    tracing::info!(?report, "pruned rows past their retention");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "pruning failed; retrying at the next interval"),
+        }
+    }
 }
 
 /// The configured MFA key, or for the embedded database one generated

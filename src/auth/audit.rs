@@ -66,6 +66,7 @@ pub enum Event {
     EmailVerified,
     PasswordResetRequested,
     PasswordReset,
+    Import,
 }
 
 impl Event {
@@ -94,6 +95,7 @@ impl Event {
             Self::EmailVerified => "email_verified",
             Self::PasswordResetRequested => "password_reset_requested",
             Self::PasswordReset => "password_reset",
+            Self::Import => "user_import",
         }
     }
 }

@@ -253,11 +253,27 @@ fn verify_with(params: &Params, password: &str, stored: &str, ws: &mut Workspace
             Verified::No
         };
     }
+    if stored.starts_with(PBKDF2_PREFIX) {
+        // passlib's pbkdf2_sha256 (an imported application's): the raw
+        // password, as passlib hashed it, or the normalized one.
+        let normalized = crate::domain::password::normalize(password);
+        let ok = pbkdf2_matches(password, stored)
+            || (normalized != password && pbkdf2_matches(&normalized, stored));
+        return if ok {
+            Verified::Yes { upgrade: true }
+        } else {
+            Verified::No
+        };
+    }
     let Ok(parsed) = PasswordHash::new(stored) else {
         return Verified::No;
     };
     let normalized = crate::domain::password::normalize(password);
     if !argon2_matches(&parsed, normalized.as_bytes(), ws) {
+        // An imported Argon2 hash was made over the password as typed.
+        if normalized != password && argon2_matches(&parsed, password.as_bytes(), ws) {
+            return Verified::Yes { upgrade: true };
+        }
         return Verified::No;
     }
     let current = parsed.algorithm.as_str() == "argon2id"
@@ -268,6 +284,82 @@ fn verify_with(params: &Params, password: &str, stored: &str, ws: &mut Workspace
                 && p.p_cost() == params.p_cost()
         });
     Verified::Yes { upgrade: !current }
+}
+
+/// The prefix of passlib's `pbkdf2_sha256` hashes.
+const PBKDF2_PREFIX: &str = "$pbkdf2-sha256$";
+
+/// Most PBKDF2 rounds an importable hash may ask for (passlib's default is
+/// 29,000): a hash is verified at login, where its cost is paid.
+pub const MAX_PBKDF2_ROUNDS: u32 = 1_000_000;
+
+/// passlib's `$pbkdf2-sha256$ROUNDS$SALT$CHECKSUM`, salt and checksum in
+/// its "adapted base64" (`.` for `+`, no padding): (rounds, salt, checksum).
+fn parse_pbkdf2(stored: &str) -> Option<(u32, Vec<u8>, Vec<u8>)> {
+    use base64::Engine;
+    let rest = stored.strip_prefix(PBKDF2_PREFIX)?;
+    let mut parts = rest.split('$');
+    let (rounds, salt, checksum) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let rounds: u32 = rounds
+        .parse()
+        .ok()
+        .filter(|r| (1..=MAX_PBKDF2_ROUNDS).contains(r))?;
+    let ab64 = |s: &str| {
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(s.replace('.', "+"))
+            .ok()
+    };
+    let (salt, checksum) = (ab64(salt)?, ab64(checksum)?);
+    (!salt.is_empty() && (16..=64).contains(&checksum.len())).then_some((rounds, salt, checksum))
+}
+
+fn pbkdf2_matches(password: &str, stored: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some((rounds, salt, expected)) = parse_pbkdf2(stored) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), &salt, rounds, &mut out);
+    out.ct_eq(&expected).into()
+}
+
+/// Why a stored hash from another application cannot be imported, if it
+/// cannot: the formats that verify at login are bcrypt (`$2a$`, `$2b$`,
+/// `$2y$`), Argon2 (`$argon2id$`, `$argon2i$`) and passlib's
+/// `pbkdf2_sha256`, within costs a login can afford.
+pub fn importable(stored: &str) -> Result<(), &'static str> {
+    if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
+        let cost: u32 = stored
+            .get(4..6)
+            .and_then(|c| c.parse().ok())
+            .ok_or("is not a bcrypt hash")?;
+        return if stored.len() == 60 && (4..=16).contains(&cost) {
+            Ok(())
+        } else {
+            Err("is not a bcrypt hash of cost 4 to 16")
+        };
+    }
+    if stored.starts_with(PBKDF2_PREFIX) {
+        return parse_pbkdf2(stored)
+            .map(|_| ())
+            .ok_or("is not a passlib pbkdf2_sha256 hash of at most 1,000,000 rounds");
+    }
+    let parsed =
+        PasswordHash::new(stored).map_err(|_| "is not a bcrypt, Argon2 or pbkdf2_sha256 hash")?;
+    if !matches!(parsed.algorithm.as_str(), "argon2id" | "argon2i") {
+        return Err("is neither argon2id nor argon2i");
+    }
+    let params = Params::try_from(&parsed).map_err(|_| "has unreadable Argon2 parameters")?;
+    if params.m_cost() > 262_144 || params.t_cost() > 20 || params.p_cost() > 16 {
+        return Err("asks for more than 256 MiB, 20 passes or 16 lanes");
+    }
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err("has no salt or no hash");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -412,6 +504,29 @@ mod tests {
                 verify_with(&light(), "x", stored, &mut Workspace::default()),
                 Verified::No
             );
+        }
+    }
+
+    #[test]
+    fn only_hashes_a_login_can_afford_are_importable() {
+        // passlib 1.7.4's pbkdf2_sha256 of "password" (29000 rounds), made
+        // with `pbkdf2_sha256.using(salt=...).hash("password")`.
+        let pbkdf2 = "$pbkdf2-sha256$29000$N2bsfa/1vnfuHeN8bw1BaA$TYM77M2y5nzDVsWjN4pgxlt0LRMbL8z3eAoERBc93N0";
+        assert_eq!(importable(pbkdf2), Ok(()));
+        assert!(pbkdf2_matches("password", pbkdf2));
+        assert!(!pbkdf2_matches("Password", pbkdf2));
+        let costly = pbkdf2.replace("$29000$", "$5000000$");
+        assert!(importable(&costly).is_err());
+        // The shape of a bcrypt hash (cost 4); its digits are not checked here.
+        let bcrypt = "$2b$04$0P6sR3hRWLh.vkx4YGxUFOKaXv6wzYvs6oBp3R7WfXvUwSs7QbqT2";
+        assert_eq!(importable(bcrypt), Ok(()));
+        assert!(importable(&bcrypt.replace("$04$", "$31$")).is_err());
+        let argon2d = "$argon2d$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(importable(argon2d).is_err());
+        let greedy = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(importable(greedy).is_err());
+        for junk in ["", "password", "$1$abc$def", "sha256$abc"] {
+            assert!(importable(junk).is_err(), "{junk}");
         }
     }
 }

@@ -20,6 +20,7 @@ mod rate_limit;
 mod reader;
 mod redis;
 mod render;
+mod retention;
 pub mod secret;
 mod server;
 mod setting;
@@ -37,6 +38,7 @@ pub use mail::{MailSettings, SmtpSecurity, SmtpServer};
 pub use metrics::MetricsSettings;
 pub use rate_limit::RateLimitSettings;
 pub use redis::RedisSettings;
+pub use retention::RetentionSettings;
 pub use secret::SigningSecret;
 pub use server::{ForwardedHeader, LogFormat, LogSettings, ServerSettings, TlsFiles};
 pub use sources::Sources;
@@ -58,6 +60,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub mail: MailSettings,
     pub metrics: MetricsSettings,
+    pub retention: RetentionSettings,
     effective: Effective,
 }
 
@@ -113,6 +116,7 @@ impl Settings {
         let redis = RedisSettings::read(r);
         let mail = MailSettings::read(r);
         let metrics = MetricsSettings::read(r);
+        let retention = RetentionSettings::read(r);
         if let (Some(redis), Some(auth)) = (&redis, &auth)
             && redis.url.is_some()
             && auth.jwt_secret.is_none()
@@ -130,6 +134,7 @@ impl Settings {
             redis: redis?,
             mail: mail?,
             metrics: metrics?,
+            retention: retention?,
             effective: Effective::default(),
         })
     }

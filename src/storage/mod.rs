@@ -12,6 +12,7 @@ pub mod devices;
 pub mod email_tokens;
 pub mod events;
 pub mod mfa;
+pub mod prune;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod users;

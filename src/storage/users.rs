@@ -78,6 +78,46 @@ pub async fn insert(pool: &AnyPool, user: &NewUser<'_>, now: i64) -> Result<User
     find_by_id(pool, &id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
+/// An account from another application (`palisade import-users`).
+#[derive(Debug)]
+pub struct Imported<'a> {
+    pub email: &'a str,
+    pub email_key: &'a str,
+    pub username: &'a str,
+    pub username_key: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub password_hash: &'a str,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// Inserts an imported account under `id`, its hash as it came.
+pub async fn import<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+    user: &Imported<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, email, email_key, username, username_key, name, role, password_hash, \
+         disabled, password_changed_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)",
+    )
+    .bind(id)
+    .bind(user.email)
+    .bind(user.email_key)
+    .bind(user.username)
+    .bind(user.username_key)
+    .bind(user.name)
+    .bind(user.role.as_str())
+    .bind(user.password_hash)
+    .bind(i64::from(user.disabled))
+    .bind(user.created_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
 pub async fn find_by_id<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: &str,

@@ -15,6 +15,7 @@ mod errors;
 mod faults;
 mod headers;
 mod helpers;
+mod import;
 mod jwt_attacks;
 mod layering;
 mod limits;
@@ -24,6 +25,7 @@ mod metrics;
 mod mfa;
 mod postgres_tls;
 mod proxy;
+mod prune;
 // The private redis-server of the limiter's own tests, shared here.
 #[allow(dead_code)]
 #[path = "../../src/ratelimit/tests/server.rs"]
