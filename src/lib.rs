@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod admin_cli;
+pub mod api_keys;
 pub mod auth;
 pub mod cache;
 pub mod check_config;

@@ -69,7 +69,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     // User-keyed limits count the `sub` of a verified token whose session
     // is live (session cache or database): an ended session's token is
     // limited by its address instead. Only requests on routes with a
-    // user-keyed policy ask.
+    // user-keyed policy ask. An API key is counted as itself.
     let sessions = session_cache(&settings, &db)?;
     let authn = Authn {
         db: db.clone(),
@@ -81,6 +81,12 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         let authn = authn.clone();
         Box::pin(async move {
             let token = token?;
+            if crate::auth::api_key::is_api_key(&token) {
+                // Per key, by its digest (no database read here: a made-up
+                // key is refused by its route anyway).
+                let digest = crate::auth::refresh::hash(&token);
+                return Some(format!("key:{}", &digest[..32]));
+            }
             authenticate(&authn, &token)
                 .await
                 .ok()

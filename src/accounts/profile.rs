@@ -6,10 +6,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use crate::auth::api_key::{ProfileRead, Scoped};
 use crate::auth::audit::{self, Event, RequestContext};
 use crate::auth::notices::{self, Notice};
 use crate::auth::reauth::confirm_password;
-use crate::auth::{AuthState, AuthUser, EnrollingUser};
+use crate::auth::{AuthState, AuthUser};
 use crate::domain::password::Owner;
 use crate::domain::{Name, Role, User, Username};
 use crate::error::{ApiError, FieldError, Result};
@@ -22,7 +23,7 @@ use crate::storage::{self, sessions, sessions::EndReason, users};
         (status = 200, description = "The caller", body = User),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_profile(EnrollingUser(caller): EnrollingUser) -> Json<User> {
+pub async fn get_profile(caller: Scoped<ProfileRead>) -> Json<User> {
     Json(caller.user)
 }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::{Page, Paging, invalid};
-use crate::auth::AdminUser;
+use crate::auth::api_key::{AuditRead, Scoped};
 use crate::domain::AuditEvent;
 use crate::error::{FieldError, Result};
 use crate::http::extract::ApiQuery;
@@ -35,7 +35,7 @@ pub struct AuditQuery {
     ))]
 pub async fn audit_log(
     State(db): State<Db>,
-    _admin: AdminUser,
+    _admin: Scoped<AuditRead>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Page<AuditEvent>>> {
     let mut errors = Vec::new();

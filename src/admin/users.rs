@@ -9,6 +9,7 @@ use super::change::{self, Actor};
 use super::rules::Action;
 use super::{Page, Paging, UserPatch, invalid};
 use crate::auth::AdminUser;
+use crate::auth::api_key::{Scoped, UsersRead};
 use crate::auth::audit::RequestContext;
 use crate::cache::SessionCache;
 use crate::domain::{Role, User};
@@ -41,7 +42,7 @@ pub struct ListQuery {
     ))]
 pub async fn list_users(
     State(db): State<Db>,
-    _admin: AdminUser,
+    _admin: Scoped<UsersRead>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<User>>> {
     let mut errors = Vec::new();
@@ -92,7 +93,7 @@ async fn target(db: &Db, id: &str) -> Result<User> {
     ))]
 pub async fn get_user(
     State(db): State<Db>,
-    _admin: AdminUser,
+    _admin: Scoped<UsersRead>,
     Path(user_id): Path<String>,
 ) -> Result<Json<User>> {
     Ok(Json(target(&db, &user_id).await?))

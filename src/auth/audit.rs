@@ -67,6 +67,8 @@ pub enum Event {
     PasswordResetRequested,
     PasswordReset,
     Import,
+    ApiKeyCreated,
+    ApiKeyDeleted,
 }
 
 impl Event {
@@ -96,6 +98,8 @@ impl Event {
             Self::PasswordResetRequested => "password_reset_requested",
             Self::PasswordReset => "password_reset",
             Self::Import => "user_import",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyDeleted => "api_key_deleted",
         }
     }
 }

@@ -76,7 +76,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Authn::from_ref(state);
         let token = match bearer(&parts.headers) {
-            Ok(Some(token)) => token,
+            Ok(Some(token)) => {
+                super::api_key::refuse_key(token)?;
+                token
+            }
             Ok(None) => {
                 return Err(ApiError::Unauthorized {
                     invalid_token: false,

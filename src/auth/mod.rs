@@ -4,6 +4,7 @@
 //! extractors and the account features take instead of the whole
 //! application state.
 
+pub mod api_key;
 pub mod audit;
 pub mod backoff;
 pub mod extractor;

@@ -5,7 +5,7 @@
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthUser;
+use crate::auth::api_key::{AiGenerate, Scoped};
 use crate::error::{ApiError, FieldError, Result};
 use crate::http::extract::ApiJson;
 
@@ -31,7 +31,7 @@ pub struct GenerateOutput {
         (status = 429, description = "Rate limited", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn generate(
-    caller: AuthUser,
+    caller: Scoped<AiGenerate>,
     ApiJson(body): ApiJson<GenerateBody>,
 ) -> Result<Json<GenerateOutput>> {
     let chars = body.prompt.chars().count();

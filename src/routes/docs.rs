@@ -40,6 +40,7 @@ frame-ancestors 'none'";
     tags(
         (name = "auth", description = "OAuth2 password login, refresh, revocation, logout"),
         (name = "accounts", description = "Registration, the caller's own account and sessions, email verification, password reset"),
+        (name = "api-keys", description = "The caller's API keys for machine clients"),
         (name = "mfa", description = "The caller's second factor: TOTP (RFC 6238) and recovery codes"),
         (name = "admin", description = "User administration and the audit log (admin, super_admin)"),
         (name = "operations", description = "Health probes"),

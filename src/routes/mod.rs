@@ -80,6 +80,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::enrol, mfa::remove))
         .routes(routes!(mfa::confirm))
         .routes(routes!(mfa::regenerate_codes))
+        .routes(routes!(crate::api_keys::create, crate::api_keys::list))
+        .routes(routes!(crate::api_keys::delete))
         .routes(routes!(ai::generate))
         .routes(routes!(admin_users::list_users))
         .routes(routes!(

@@ -8,6 +8,7 @@
 //! tests run on both. Each database has its own migration folder with the
 //! same shape. See `docs/storage.md` for why.
 
+pub mod api_keys;
 pub mod devices;
 pub mod email_tokens;
 pub mod events;

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod api_keys;
 mod audit;
 mod binary;
 mod config_docs;
