@@ -1,5 +1,5 @@
 //! Operator commands that work on the database directly: `migrate`,
-//! `prune`, `backup`, `create-admin` (the only way to make a
+//! `prune`, `backup`, `keys`, `create-admin` (the only way to make a
 //! `super_admin`) and `users`.
 
 mod import;
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use crate::admin::change::{self, Actor};
 use crate::admin::rules::Action;
 use crate::auth::audit::RequestContext;
-use crate::cli::UsersCommand;
+use crate::cli::{KeysCommand, UsersCommand};
 use crate::domain::password::Owner;
 use crate::domain::{Email, Name, Role, User, Username};
 use crate::settings::Settings;
@@ -38,16 +38,77 @@ pub async fn prune(settings: Settings, dry_run: bool) -> ExitCode {
     };
     match report {
         Ok(report) => {
-            let counts: serde_json::Map<String, serde_json::Value> = report
+            let mut counts: serde_json::Map<String, serde_json::Value> = report
                 .into_iter()
                 .map(|(table, n)| (table.to_owned(), n.into()))
                 .collect();
+            match crate::auth::signing::prune(pool, &state.settings.auth, dry_run).await {
+                Ok(n) => {
+                    counts.insert("signing_keys".to_owned(), n.into());
+                }
+                Err(e) => return fail(&format!("pruning signing keys failed: {e:#}")),
+            }
             let line = serde_json::json!({"dry_run": dry_run, "deleted": counts});
             println!("{line}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("pruning failed: {e}")),
     }
+}
+
+/// `palisade keys rotate [--now]` and `palisade keys list`: one JSON line
+/// per key (never a private part).
+pub async fn keys(settings: Settings, command: KeysCommand) -> ExitCode {
+    if !settings.auth.jwt_algorithm.is_asymmetric() {
+        return fail(
+            "auth.jwt_algorithm is HS256, which signs with auth.jwt_secret: there is no key set (set PALISADE_JWT_ALGORITHM to EdDSA or ES256)",
+        );
+    }
+    let state = match build_state(settings).await {
+        Ok(state) => state,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+    let auth = &state.settings.auth;
+    let pool = state.db.pool();
+    if let KeysCommand::Rotate { now } = command {
+        match crate::auth::signing::rotate(pool, &state.mfa, auth, now).await {
+            Ok(row) => {
+                tracing::info!(kid = %row.kid, active_from = row.active_from, "signing key rotated");
+                println!(
+                    "{}",
+                    serde_json::json!({"rotated": row.kid, "alg": row.alg, "signs_from": rfc3339(row.active_from)})
+                );
+            }
+            Err(e) => return fail(&format!("{e:#}")),
+        }
+    }
+    let rows = match storage::signing_keys::list(pool, auth.jwt_algorithm.as_str()).await {
+        Ok(rows) => rows,
+        Err(e) => return fail(&format!("cannot read the key set: {e}")),
+    };
+    let now = storage::now_ms();
+    for (row, (state, until)) in rows
+        .iter()
+        .zip(crate::auth::signing::states(&rows, auth, now))
+    {
+        println!(
+            "{}",
+            serde_json::json!({
+                "kid": row.kid,
+                "alg": row.alg,
+                "state": state.as_str(),
+                "source": row.source,
+                "created_at": rfc3339(row.created_at),
+                "signs_from": rfc3339(row.active_from),
+                "verifies_until": until.map(rfc3339),
+            })
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn rfc3339(ms: i64) -> String {
+    crate::domain::rfc3339(ms)
 }
 
 /// `palisade backup FILE`: the embedded database only.

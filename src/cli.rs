@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long)]
         atomic: bool,
     },
+    /// The signing key set of EdDSA / ES256 access tokens (shared by every
+    /// instance through the database).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Manage users directly, for operators locked out of the API.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -97,6 +101,24 @@ impl Cli {
         }
         sources
     }
+}
+
+/// `palisade keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key: published in the JWKS at once, signing after
+    /// auth.signing_key_publish_delay; the key it replaces keeps verifying
+    /// until every token it signed has expired.
+    Rotate {
+        /// Sign with the new key at once (instances that have not re-read
+        /// the key set yet sign with the old one until they do, within
+        /// auth.key_set_refresh). For a key you must stop using now.
+        #[arg(long)]
+        now: bool,
+    },
+    /// List the keys as JSON lines: kid, algorithm, state (pending,
+    /// current, retired, expired), when it signs from and verifies until.
+    List,
 }
 
 /// `palisade users ...`: the administration API's counterparts, for

@@ -66,6 +66,7 @@ async fn run(command: Command, settings: Settings) -> ExitCode {
         Command::ImportUsers { file, atomic } => {
             palisade::admin_cli::import_users(settings, &file, atomic).await
         }
+        Command::Keys(command) => palisade::admin_cli::keys(settings, command).await,
         Command::Users(command) => palisade::admin_cli::users(settings, command).await,
         Command::CreateAdmin {
             email,

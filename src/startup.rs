@@ -15,6 +15,7 @@ use crate::auth::extractor::{authenticate, bearer};
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
 use crate::auth::mfa::MfaKeys;
+use crate::auth::signing::SigningKeys;
 use crate::auth::throttle::LoginThrottle;
 use crate::cache::bus::Bus;
 use crate::cache::{Channel, SessionCache, control};
@@ -59,7 +60,15 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let secret = signing_secret(&settings)?;
     let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
     db.migrate().await?;
-    let tokens = Arc::new(AccessTokens::new(&secret, &settings.auth));
+    let mfa = Arc::new(MfaKeys::derive(&mfa_key(&settings)?));
+    let tokens = if settings.auth.jwt_algorithm.is_asymmetric() {
+        let keys = SigningKeys::open(db.pool().clone(), Arc::clone(&mfa), &settings.auth)
+            .await
+            .context("the signing key set")?;
+        Arc::new(AccessTokens::with_key_set(Arc::new(keys), &settings.auth))
+    } else {
+        Arc::new(AccessTokens::new(&secret, &settings.auth))
+    };
     let limiter = RateLimiter::from_settings(&settings.rate_limit, &routes::route_keys()).map_err(
         |unknown| {
             let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
@@ -115,7 +124,6 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         }
         None => (limiter, None, Backoff::local(local_backoff)),
     };
-    let mfa = Arc::new(MfaKeys::derive(&mfa_key(&settings)?));
     let mailer = Mailer::start(&settings.mail, &settings.server.data_dir)?;
     if let Some(outbox) = mailer.outbox() {
         tracing::info!(path = %outbox.display(), "no SMTP server configured: mail is written to the outbox folder");
@@ -145,6 +153,14 @@ impl Application {
         if settings.metrics.enabled() && crate::telemetry::prom::install().is_none() {
             tracing::warn!("metrics are on but no recorder could be installed");
         }
+        let bind = settings.server.bind;
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        // The address the discovery document names when no public URL is
+        // set: the real one, also when port 0 was asked for.
+        let mut settings = settings;
+        settings.server.bind = listener.local_addr()?;
         let state = build_state(settings).await?;
         let metrics = match state.settings.metrics.bind {
             Some(addr) => Some(
@@ -154,10 +170,6 @@ impl Application {
             ),
             None => None,
         };
-        let bind = state.settings.server.bind;
-        let listener = TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("cannot listen on {bind}"))?;
         let router = routes::router(state.clone());
         let max_connections = connection_cap(&state.settings);
         Ok(Self {
@@ -233,9 +245,15 @@ impl Application {
             tokio::spawn(prune_every(
                 self.state.db.clone(),
                 retention(&self.state.settings),
+                self.state.settings.auth.clone(),
                 interval,
             ))
         });
+        let key_refresh = self
+            .state
+            .tokens
+            .key_set()
+            .map(|keys| tokio::spawn(Arc::clone(keys).run_refresh()));
         let metrics = self.metrics.map(|listener| {
             let router = routes::metrics::standalone(self.state.clone());
             tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
@@ -294,6 +312,9 @@ impl Application {
         sweeper.abort();
         if let Some(pruner) = pruner {
             pruner.abort();
+        }
+        if let Some(key_refresh) = key_refresh {
+            key_refresh.abort();
         }
         if let Some(metrics) = metrics {
             metrics.abort();
@@ -463,6 +484,7 @@ pub fn retention(settings: &Settings) -> crate::storage::prune::Retention {
 async fn prune_every(
     db: crate::storage::Db,
     retention: crate::storage::prune::Retention,
+    auth: crate::settings::AuthSettings,
     interval: std::time::Duration,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -480,6 +502,11 @@ async fn prune_every(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "pruning failed; retrying at the next interval"),
+        }
+        match crate::auth::signing::prune(db.pool(), &auth, false).await {
+            Ok(0) => {}
+            Ok(keys) => tracing::info!(keys, "removed signing keys past their publication"),
+            Err(e) => tracing::warn!(error = %e, "pruning signing keys failed"),
         }
     }
 }

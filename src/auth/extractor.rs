@@ -103,7 +103,7 @@ pub async fn authenticate(state: &Authn, token: &str) -> Result<AuthUser, ApiErr
     let invalid = ApiError::Unauthorized {
         invalid_token: true,
     };
-    let claims = state.tokens.verify(token).map_err(|e| {
+    let claims = state.tokens.verify_fresh(token).await.map_err(|e| {
         tracing::info!(reason = %e, "access token refused");
         ApiError::Unauthorized {
             invalid_token: true,

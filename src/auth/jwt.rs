@@ -1,16 +1,21 @@
-//! Access tokens: HS256 JWTs with `typ: at+jwt` (RFC 9068).
+//! Access tokens: JWTs with `typ: at+jwt` (RFC 9068), signed HS256 with
+//! the signing secret, or EdDSA / ES256 with the shared key set
+//! ([`super::signing`]).
 //!
-//! Verification pins the algorithm (the token's own `alg` is never
-//! trusted, so `none` and HS256/RS256 confusion fail), requires `typ`,
-//! refuses key-selection headers Palisade never issues (`kid`, `jku`,
-//! `jwk`, `x5u`, `x5c`, `crit`), and checks `iss`, `aud`, `exp` and `nbf`
-//! with a small leeway.
+//! Verification pins the configured algorithm (the token's own `alg` is
+//! never trusted, so `none`, and HS256 keyed with a published public key,
+//! fail), requires `typ`, refuses key-selection headers Palisade never
+//! issues (`jku`, `jwk`, `x5u`, `x5c`, `crit`; and `kid` with HS256),
+//! takes the key only by a `kid` of the server's own set (asymmetric), and
+//! checks `iss`, `aud`, `exp` and `nbf` with a small leeway.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::signing::SigningKeys;
 use crate::domain::Role;
 use crate::settings::{AuthSettings, SigningSecret};
 
@@ -56,12 +61,25 @@ pub enum TokenError {
     Header(&'static str),
     #[error("token claims refused: {0}")]
     Claims(&'static str),
+    #[error("the token names a key that is not in the key set")]
+    UnknownKey,
+    #[error("no signing key is active")]
+    NoSigningKey,
+}
+
+/// The keys tokens are signed with.
+enum Keys {
+    Hmac {
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+    },
+    Set(Arc<SigningKeys>),
 }
 
 /// Signs and verifies access tokens.
 pub struct AccessTokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    keys: Keys,
+    algorithm: Algorithm,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -82,20 +100,55 @@ impl std::fmt::Debug for AccessTokens {
 const TYP: &str = "at+jwt";
 
 impl AccessTokens {
+    /// HS256 with `secret`.
     pub fn new(secret: &SigningSecret, settings: &AuthSettings) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
+        let keys = Keys::Hmac {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+        };
+        Self::with(keys, Algorithm::HS256, settings)
+    }
+
+    /// EdDSA or ES256 with the shared key set.
+    pub fn with_key_set(keys: Arc<SigningKeys>, settings: &AuthSettings) -> Self {
+        let algorithm = match keys.alg() {
+            crate::settings::JwtAlgorithm::Es256 => Algorithm::ES256,
+            _ => Algorithm::EdDSA,
+        };
+        Self::with(Keys::Set(keys), algorithm, settings)
+    }
+
+    fn with(keys: Keys, algorithm: Algorithm, settings: &AuthSettings) -> Self {
+        let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = settings.leeway.as_secs();
         Self {
-            encoding: EncodingKey::from_secret(secret.expose()),
-            decoding: DecodingKey::from_secret(secret.expose()),
+            keys,
+            algorithm,
             validation,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             ttl: settings.access_token_ttl,
+        }
+    }
+
+    /// The key set, when tokens are signed asymmetrically.
+    pub fn key_set(&self) -> Option<&Arc<SigningKeys>> {
+        match &self.keys {
+            Keys::Set(keys) => Some(keys),
+            Keys::Hmac { .. } => None,
+        }
+    }
+
+    /// The JOSE name of the signing algorithm.
+    pub fn algorithm(&self) -> &'static str {
+        match self.algorithm {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            _ => "HS256",
         }
     }
 
@@ -129,9 +182,32 @@ impl AccessTokens {
             amr: grant.amr.clone(),
             mfa_enrol: grant.enrol_only,
         };
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(self.algorithm);
         header.typ = Some(TYP.to_owned());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+        match &self.keys {
+            Keys::Hmac { encoding, .. } => Ok(jsonwebtoken::encode(&header, &claims, encoding)?),
+            Keys::Set(keys) => {
+                let signer = keys
+                    .signer(i64::try_from(now_ms).unwrap_or(i64::MAX))
+                    .ok_or(TokenError::NoSigningKey)?;
+                header.kid = Some(signer.kid);
+                Ok(jsonwebtoken::encode(&header, &claims, &signer.key)?)
+            }
+        }
+    }
+
+    /// [`verify`](Self::verify), and when the token names a key this
+    /// instance does not know, once more after re-reading the key set (at
+    /// most once a second): a key rotated in by another process is known
+    /// here before this instance's next periodic read.
+    pub async fn verify_fresh(&self, token: &str) -> Result<Claims, TokenError> {
+        match self.verify(token) {
+            Err(TokenError::UnknownKey) => match &self.keys {
+                Keys::Set(keys) if keys.reload_for_unknown_kid().await => self.verify(token),
+                _ => Err(TokenError::UnknownKey),
+            },
+            other => other,
+        }
     }
 
     /// Verifies signature, header and claims. No I/O: the caller checks
@@ -144,8 +220,7 @@ impl AccessTokens {
         if !typ_ok {
             return Err(TokenError::Header("typ must be at+jwt"));
         }
-        if header.kid.is_some()
-            || header.jku.is_some()
+        if header.jku.is_some()
             || header.jwk.is_some()
             || header.x5u.is_some()
             || header.x5c.is_some()
@@ -153,8 +228,20 @@ impl AccessTokens {
         {
             return Err(TokenError::Header("key-selection headers are not accepted"));
         }
-        let claims =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
+        if header.alg != self.algorithm {
+            return Err(TokenError::Header("algorithm not accepted"));
+        }
+        let decoding = match (&self.keys, header.kid.as_deref()) {
+            (Keys::Hmac { decoding, .. }, None) => decoding.clone(),
+            (Keys::Hmac { .. }, Some(_)) => {
+                return Err(TokenError::Header("key-selection headers are not accepted"));
+            }
+            (Keys::Set(_), None) => return Err(TokenError::Header("kid is required")),
+            (Keys::Set(keys), Some(kid)) => keys
+                .verifier(kid, crate::storage::now_ms())
+                .ok_or(TokenError::UnknownKey)?,
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, &decoding, &self.validation)?.claims;
         // `iat_ms` decides whether a token predates a password change: one
         // issued "in the future" would outlive the next change.
         let now_ms = std::time::SystemTime::now()

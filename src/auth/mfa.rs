@@ -34,6 +34,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub struct MfaKeys {
     seal: XChaCha20Poly1305,
     digest: [u8; 32],
+    /// Seals the private halves of the token-signing key set.
+    signing: XChaCha20Poly1305,
 }
 
 impl std::fmt::Debug for MfaKeys {
@@ -55,51 +57,40 @@ impl MfaKeys {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(b"palisade mfa"), key.expose());
         let mut seal = [0u8; 32];
         let mut digest = [0u8; 32];
+        let mut signing = [0u8; 32];
         // 32 bytes is far below HKDF-SHA-256's 8160-byte limit: this
         // cannot fail, and a zero key would only make every factor
         // unusable, never readable.
         let _ = hk.expand(b"totp secret sealing v1", &mut seal);
         let _ = hk.expand(b"recovery code digest v1", &mut digest);
+        let _ = hk.expand(b"signing key sealing v1", &mut signing);
         Self {
             seal: XChaCha20Poly1305::new(&seal.into()),
             digest,
+            signing: XChaCha20Poly1305::new(&signing.into()),
         }
+    }
+
+    /// Seals the private key of signing key `kid` (its own derived key, the
+    /// `kid` as associated data).
+    pub fn seal_signing_key(&self, kid: &str, der: &[u8]) -> Result<String, getrandom::Error> {
+        seal_with(&self.signing, kid, der)
+    }
+
+    /// Opens what [`seal_signing_key`](Self::seal_signing_key) made.
+    pub fn open_signing_key(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, Unsealable> {
+        open_with(&self.signing, kid, sealed)
     }
 
     /// Seals `secret` for `user_id`: base64 of a random 192-bit nonce and
     /// the ciphertext.
     pub fn seal(&self, user_id: &str, secret: &[u8]) -> Result<String, getrandom::Error> {
-        let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce)?;
-        let payload = Payload {
-            msg: secret,
-            aad: user_id.as_bytes(),
-        };
-        // Encryption fails only for messages past 256 GiB.
-        let ciphertext = self
-            .seal
-            .encrypt(&XNonce::from(nonce), payload)
-            .unwrap_or_default();
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ciphertext);
-        Ok(B64.encode(out))
+        seal_with(&self.seal, user_id, secret)
     }
 
     /// Opens what [`seal`](Self::seal) made for `user_id`.
     pub fn open(&self, user_id: &str, sealed: &str) -> Result<Vec<u8>, Unsealable> {
-        let bytes = B64.decode(sealed).map_err(|_| Unsealable)?;
-        if bytes.len() < 24 + 16 {
-            return Err(Unsealable);
-        }
-        let (nonce, ciphertext) = bytes.split_at(24);
-        let nonce: [u8; 24] = nonce.try_into().map_err(|_| Unsealable)?;
-        let payload = Payload {
-            msg: ciphertext,
-            aad: user_id.as_bytes(),
-        };
-        self.seal
-            .decrypt(&XNonce::from(nonce), payload)
-            .map_err(|_| Unsealable)
+        open_with(&self.seal, user_id, sealed)
     }
 
     /// The stored form of a recovery code of `user_id` (already
@@ -113,6 +104,45 @@ impl MfaKeys {
         mac.update(code.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
+}
+
+/// Base64 of a random 192-bit nonce and the ciphertext of `secret` under
+/// `cipher`, bound to `aad`.
+fn seal_with(
+    cipher: &XChaCha20Poly1305,
+    aad: &str,
+    secret: &[u8],
+) -> Result<String, getrandom::Error> {
+    let mut nonce = [0u8; 24];
+    getrandom::fill(&mut nonce)?;
+    let payload = Payload {
+        msg: secret,
+        aad: aad.as_bytes(),
+    };
+    // Encryption fails only for messages past 256 GiB.
+    let ciphertext = cipher
+        .encrypt(&XNonce::from(nonce), payload)
+        .unwrap_or_default();
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ciphertext);
+    Ok(B64.encode(out))
+}
+
+/// Opens what [`seal_with`] made with the same cipher and `aad`.
+fn open_with(cipher: &XChaCha20Poly1305, aad: &str, sealed: &str) -> Result<Vec<u8>, Unsealable> {
+    let bytes = B64.decode(sealed).map_err(|_| Unsealable)?;
+    if bytes.len() < 24 + 16 {
+        return Err(Unsealable);
+    }
+    let (nonce, ciphertext) = bytes.split_at(24);
+    let nonce: [u8; 24] = nonce.try_into().map_err(|_| Unsealable)?;
+    let payload = Payload {
+        msg: ciphertext,
+        aad: aad.as_bytes(),
+    };
+    cipher
+        .decrypt(&XNonce::from(nonce), payload)
+        .map_err(|_| Unsealable)
 }
 
 /// A new random TOTP secret.

@@ -16,6 +16,7 @@ pub mod notices;
 pub mod reauth;
 pub mod refresh;
 pub mod roles;
+pub mod signing;
 pub mod state;
 pub mod throttle;
 

@@ -50,7 +50,8 @@ frame-ancestors 'none'";
 pub struct ApiDoc;
 
 /// `bearer` (a JWT in `Authorization`) and `oauth2` (the password flow of
-/// `/auth/token`, which Swagger UI's Authorize button drives).
+/// `/auth/token`, which Swagger UI's Authorize button drives, pointing at
+/// the endpoints the discovery document names).
 #[derive(Debug)]
 struct SecuritySchemes;
 
@@ -71,10 +72,14 @@ impl utoipa::Modify for SecuritySchemes {
         );
         components.add_security_scheme(
             "oauth2",
-            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new(
-                "/auth/token",
-                Scopes::new(),
-            ))])),
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::Password(Password::with_refresh_url(
+                    "/auth/token",
+                    Scopes::new(),
+                    "/auth/token",
+                ))],
+                "OAuth2 password grant and refresh at `/auth/token`, revocation at `/auth/revoke`; the same endpoints are in the RFC 8414 metadata at `/.well-known/oauth-authorization-server`, the token-verification keys at `/.well-known/jwks.json`.",
+            )),
         );
     }
 }

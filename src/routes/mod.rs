@@ -65,6 +65,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::login_mfa))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::logout))
+        .routes(routes!(crate::tokens::discovery::jwks))
+        .routes(routes!(crate::tokens::discovery::metadata))
         .routes(routes!(profile::get_profile, profile::patch_profile))
         .routes(routes!(profile::change_password))
         .routes(routes!(profile::delete_account))

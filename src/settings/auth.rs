@@ -13,6 +13,17 @@ use crate::domain::Role;
 pub struct AuthSettings {
     /// `None` means "generate one into the data folder on first start".
     pub jwt_secret: Option<SigningSecret>,
+    /// How access tokens are signed.
+    pub jwt_algorithm: JwtAlgorithm,
+    /// A PEM private key to sign with (EdDSA, ES256), instead of a
+    /// generated one.
+    pub jwt_private_key_file: Option<std::path::PathBuf>,
+    /// How long a new signing key is published before it signs.
+    pub signing_key_publish_delay: Duration,
+    /// How often an instance re-reads the key set.
+    pub key_set_refresh: Duration,
+    /// The `iss` of access tokens (and the discovery document's `issuer`).
+    /// Empty until [`super::Settings`] resolves its default.
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl: Duration,
@@ -42,6 +53,46 @@ pub struct AuthSettings {
     pub require_verified_email: bool,
 }
 
+/// How access tokens are signed (`auth.jwt_algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA-256 with `auth.jwt_secret`.
+    Hs256,
+    /// Ed25519 (RFC 8037).
+    EdDsa,
+    /// ECDSA with P-256 and SHA-256.
+    Es256,
+}
+
+impl JwtAlgorithm {
+    /// The JOSE name (`alg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hs256 => "HS256",
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+        }
+    }
+
+    /// Whether tokens carry a `kid` of the shared key set.
+    pub fn is_asymmetric(self) -> bool {
+        self != Self::Hs256
+    }
+}
+
+impl std::str::FromStr for JwtAlgorithm {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "HS256" => Ok(Self::Hs256),
+            "EdDSA" => Ok(Self::EdDsa),
+            "ES256" => Ok(Self::Es256),
+            _ => Err("must be HS256, EdDSA or ES256"),
+        }
+    }
+}
+
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Argon2Settings {
@@ -69,10 +120,41 @@ impl AuthSettings {
             "" => Err("must not be empty"),
             text => Ok(text.to_owned()),
         };
-        let issuer = r.parse(
-            Setting::new("auth.issuer", "PALISADE_JWT_ISSUER", "palisade")
-                .help("The `iss` of access tokens, checked on every request."),
-            not_empty,
+        let issuer = r
+            .parse(
+                Setting::unset("auth.issuer", "PALISADE_JWT_ISSUER")
+                    .note("`server.public_url`, else `palisade`")
+                    .help("The `iss` of access tokens, checked on every request, and the `issuer` of the discovery document (RFC 8414 wants an https URL: set `server.public_url` or this)."),
+                |text| Ok::<_, String>(text.trim().to_owned()),
+            )
+            .unwrap_or_default();
+        let jwt_algorithm = r.parse(
+            Setting::new("auth.jwt_algorithm", "PALISADE_JWT_ALGORITHM", "HS256")
+                .help("How access tokens are signed: `HS256` (with `auth.jwt_secret`), `EdDSA` (Ed25519) or `ES256` (P-256). With the last two every token carries the `kid` of a key of the shared key set, published at `/.well-known/jwks.json`; see [auth.md](auth.md#signing-keys)."),
+            str::parse::<JwtAlgorithm>,
+        )?;
+        let jwt_private_key_file = r
+            .parse(
+                Setting::unset("auth.jwt_private_key_file", "PALISADE_JWT_PRIVATE_KEY_FILE")
+                    .note("(unset: generated once)")
+                    .help("EdDSA or ES256: a PEM private key (PKCS#8; SEC1 for ES256) to sign with instead of a generated one. Read at start-up; a key not yet in the key set joins it like a rotation."),
+                |text| Ok::<_, String>(std::path::PathBuf::from(text)),
+            )
+            .filter(|p| !p.as_os_str().is_empty());
+        if jwt_private_key_file.is_some() && !jwt_algorithm.is_asymmetric() {
+            r.problem(
+                "auth.jwt_private_key_file",
+                "needs auth.jwt_algorithm EdDSA or ES256",
+            );
+        }
+        let signing_key_publish_delay = r.parse(
+            Setting::new("auth.signing_key_publish_delay", "PALISADE_SIGNING_KEY_PUBLISH_DELAY", "10m")
+                .help("How long a new signing key (`palisade keys rotate`) is published in the JWKS before it signs, so every instance and every verifier's cached JWKS knows it first (at least `auth.key_set_refresh` and the JWKS's 5-minute cache)."),
+            any_duration,
+        )?;
+        let key_set_refresh = r.duration(
+            Setting::new("auth.key_set_refresh", "PALISADE_KEY_SET_REFRESH", "30s")
+                .help("How often an instance re-reads the signing key set from the database (it also re-reads, at most once a second, when a token names a key it does not know)."),
         )?;
         let audience = r.parse(
             Setting::new("auth.audience", "PALISADE_JWT_AUDIENCE", "palisade")
@@ -140,6 +222,10 @@ impl AuthSettings {
                     .help("Refuse the login of an account whose address is not verified (after the right password only: 400 `invalid_grant`, and a new verification mail at most once an hour)."),
             )?,
             jwt_secret,
+            jwt_algorithm,
+            jwt_private_key_file,
+            signing_key_publish_delay,
+            key_set_refresh,
             issuer,
             audience,
             access_token_ttl,

@@ -30,7 +30,7 @@ pub mod spec;
 mod tests;
 mod warnings;
 
-pub use auth::{Argon2Settings, AuthSettings};
+pub use auth::{Argon2Settings, AuthSettings, JwtAlgorithm};
 pub use cors::{AllowedOrigins, CorsSettings};
 pub use database::DatabaseSettings;
 pub use headers::HeaderSettings;
@@ -123,11 +123,19 @@ impl Settings {
         {
             r.problem("auth.jwt_secret", "PALISADE_JWT_SECRET (or PALISADE_JWT_SECRET_FILE) is required with Redis, so every instance derives the same rate-limit key digests");
         }
+        let server = server?;
+        let mut auth = auth?;
+        if auth.issuer.is_empty() {
+            auth.issuer = server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| "palisade".to_owned());
+        }
         Some(Self {
-            server: server?,
+            server,
             log: log?,
             database: database?,
-            auth: auth?,
+            auth,
             cors: cors?,
             headers: headers?,
             rate_limit: rate_limit?,

@@ -40,6 +40,9 @@ pub struct ServerSettings {
     pub http2_max_concurrent_streams: u32,
     /// HTTP/2: largest header list a request may send, in bytes.
     pub http2_max_header_list_size: u32,
+    /// The address clients reach this API at (`https://auth.example.com`),
+    /// for the discovery document; `None`: derived from `bind`.
+    pub public_url: Option<String>,
 }
 
 /// The PEM files native TLS serves.
@@ -140,8 +143,33 @@ impl ServerSettings {
                     .range(1024, 1 << 20)
                     .help("HTTP/2 (with TLS): largest request header list, in bytes (as HPACK counts it); a larger one is refused with 431."),
             )?,
+            public_url: r
+                .parse(
+                    Setting::unset("server.public_url", "PALISADE_PUBLIC_URL")
+                        .note("(unset: from `server.bind`)")
+                        .help("The address clients reach this API at (`https://auth.example.com`, behind any proxy): the base of the endpoints in `/.well-known/oauth-authorization-server`, and the default of `auth.issuer`."),
+                    public_url,
+                )
+                .flatten(),
         };
         Some(settings)
+    }
+}
+
+/// `server.public_url`: an absolute http(s) address without a query or
+/// fragment, kept without a trailing `/`; empty means unset.
+fn public_url(text: &str) -> Result<Option<String>, &'static str> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let t = text.trim_end_matches('/');
+    let ok = (t.starts_with("https://") || t.starts_with("http://"))
+        && t.len() > "https://".len()
+        && !t.contains(['#', '?', ' ', '\n', '\r', '\\']);
+    if ok {
+        Ok(Some(t.to_owned()))
+    } else {
+        Err("must be an http:// or https:// address without a query or fragment")
     }
 }
 

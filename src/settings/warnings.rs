@@ -25,6 +25,18 @@ impl Settings {
         {
             out.push("headers.hsts is off: browsers will not be told to insist on HTTPS".into());
         }
+        if self.auth.jwt_algorithm.is_asymmetric() && !self.auth.issuer.starts_with("https://") {
+            out.push(format!(
+                "auth.issuer is {:?}: services verifying tokens through /.well-known/oauth-authorization-server expect an https URL there (set server.public_url)",
+                self.auth.issuer
+            ));
+        }
+        if self.auth.jwt_algorithm.is_asymmetric()
+            && self.auth.signing_key_publish_delay
+                < self.auth.key_set_refresh + std::time::Duration::from_secs(300)
+        {
+            out.push("auth.signing_key_publish_delay is shorter than auth.key_set_refresh plus the JWKS's 5-minute cache: after `palisade keys rotate`, a new key may sign before every instance or verifier knows it".into());
+        }
         if self.server.docs {
             out.push(
                 "server.docs is on: /docs and /openapi.json describe the API to anyone".into(),

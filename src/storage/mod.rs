@@ -16,6 +16,7 @@ pub mod mfa;
 pub mod prune;
 pub mod refresh_tokens;
 pub mod sessions;
+pub mod signing_keys;
 pub mod users;
 
 use std::path::{Path, PathBuf};

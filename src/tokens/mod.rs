@@ -6,6 +6,7 @@
 //! one in one transaction; presenting a consumed token again ends the whole
 //! session, so a stolen and a legitimate copy cannot both live on.
 
+pub mod discovery;
 pub mod routes;
 
 use std::net::IpAddr;
@@ -444,7 +445,7 @@ pub async fn revoke(state: &AuthState, ctx: &RequestContext, token: &str) -> Res
             .await?
             .map(|(s, _)| s)
     } else {
-        state.tokens.verify(token).ok().map(|c| c.sid)
+        state.tokens.verify_fresh(token).await.ok().map(|c| c.sid)
     };
     if let Some(session) = session
         && let Some(owner) =

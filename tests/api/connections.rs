@@ -164,17 +164,28 @@ async fn a_flood_of_idle_connections_above_the_cap_does_not_keep_clients_out() {
         let answer = exchange(&mut newcomer).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "newcomer {n}: {answer}");
         assert!(
-            start.elapsed() < Duration::from_secs(3),
+            start.elapsed() < Duration::from_secs(5),
             "newcomer {n} waited {:?}",
             start.elapsed()
         );
     }
-    // And the server holds no more connections than its cap.
-    let open = app
-        .connections
-        .open
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(open <= 50, "{open} connections open");
+    // And the server holds no more connections than its cap. A connection
+    // closed for a newcomer hands its slot over at once but its task ends
+    // when next polled, so on a busy machine the count can stand above the
+    // cap for a moment: it must settle there promptly (without the cap it
+    // stays near 1,000).
+    let settled = Instant::now() + Duration::from_secs(3);
+    loop {
+        let open = app
+            .connections
+            .open
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if open <= 50 {
+            break;
+        }
+        assert!(Instant::now() < settled, "{open} connections open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(flood);
 }
 

@@ -35,6 +35,7 @@ mod redis_tls;
 mod scale_out;
 mod session_cache;
 mod sessions;
+mod signing;
 mod smtp;
 mod sql_hygiene;
 mod text;

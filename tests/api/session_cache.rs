@@ -266,6 +266,23 @@ pub(crate) async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     if settings.auth.mfa_key.is_some() {
         command.env("PALISADE_MFA_KEY", crate::helpers::TEST_MFA_KEY);
     }
+    // The signing settings `keys rotate` and `keys list` read.
+    let auth = &settings.auth;
+    command
+        .env("PALISADE_JWT_ALGORITHM", auth.jwt_algorithm.as_str())
+        .env(
+            "PALISADE_ACCESS_TOKEN_TTL",
+            format!("{}s", auth.access_token_ttl.as_secs()),
+        )
+        .env("PALISADE_JWT_LEEWAY", format!("{}s", auth.leeway.as_secs()))
+        .env(
+            "PALISADE_KEY_SET_REFRESH",
+            format!("{}ms", auth.key_set_refresh.as_millis()),
+        )
+        .env(
+            "PALISADE_SIGNING_KEY_PUBLISH_DELAY",
+            format!("{}ms", auth.signing_key_publish_delay.as_millis()),
+        );
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
