@@ -24,6 +24,7 @@ mod login_limits;
 mod mail;
 mod metrics;
 mod mfa;
+mod oauth2_clients;
 mod postgres_tls;
 mod proxy;
 mod prune;

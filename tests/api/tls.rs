@@ -15,13 +15,15 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use crate::helpers::settings;
 
 /// A certificate authority of the test's own.
-struct Ca {
+pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
+    /// The CA certificate in PEM, for clients outside this process.
+    pub(crate) pem: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -29,12 +31,13 @@ impl Ca {
         let cert = params.self_signed(&key).unwrap();
         Self {
             der: cert.der().clone(),
+            pem: cert.pem(),
             issuer: Issuer::new(params, key),
         }
     }
 
     /// A server certificate for `localhost`: (chain PEM, key PEM).
-    fn leaf(&self) -> (String, String) {
+    pub(crate) fn leaf(&self) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
@@ -60,7 +63,7 @@ impl Ca {
 
     /// A reqwest client trusting this CA only, reaching `localhost` at
     /// `addr`.
-    fn client(&self, addr: SocketAddr, alpn: &[&[u8]]) -> reqwest::Client {
+    pub(crate) fn client(&self, addr: SocketAddr, alpn: &[&[u8]]) -> reqwest::Client {
         reqwest::Client::builder()
             .tls_backend_preconfigured(self.client_config(alpn))
             .resolve("localhost", addr)
@@ -70,11 +73,11 @@ impl Ca {
     }
 }
 
-const BOTH: &[&[u8]] = &[b"h2", b"http/1.1"];
+pub(crate) const BOTH: &[&[u8]] = &[b"h2", b"http/1.1"];
 const HTTP1: &[&[u8]] = &[b"http/1.1"];
 
 /// Writes the pair to `dir`; their paths.
-fn write_pair(dir: &Path, (cert, key): &(String, String)) -> (PathBuf, PathBuf) {
+pub(crate) fn write_pair(dir: &Path, (cert, key): &(String, String)) -> (PathBuf, PathBuf) {
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, cert).unwrap();
     std::fs::write(&key_path, key).unwrap();
@@ -82,7 +85,7 @@ fn write_pair(dir: &Path, (cert, key): &(String, String)) -> (PathBuf, PathBuf) 
 }
 
 /// The real application over TLS, with `env` added.
-async fn spawn_tls(
+pub(crate) async fn spawn_tls(
     cert: &Path,
     key: &Path,
     env: &[(&str, &str)],
@@ -100,7 +103,7 @@ async fn spawn_tls(
     (app.local_addr().unwrap(), app)
 }
 
-fn url(addr: SocketAddr, path: &str) -> String {
+pub(crate) fn url(addr: SocketAddr, path: &str) -> String {
     format!("https://localhost:{}{path}", addr.port())
 }
 
