@@ -7,6 +7,7 @@ mod admin;
 mod api_keys;
 mod audit;
 mod binary;
+mod browser;
 mod config_docs;
 mod connections;
 mod cors;
