@@ -20,14 +20,29 @@ use crate::storage::{self, users};
 pub struct RegisterBody {
     pub email: String,
     /// 3–50 of `[A-Za-z0-9_]`.
+    #[schema(min_length = 3, max_length = 50, pattern = "^[A-Za-z0-9_]+$")]
     pub username: String,
     /// 1–100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// 12–128 characters; not common, not guessable, not containing the
-    /// username or email.
+    /// 12–128 characters (counted after NFKC normalization); not common,
+    /// not guessable, not containing the username or email.
+    #[schema(min_length = 12, max_length = 128)]
     pub password: String,
-    /// Only a self-registration role (default `user`).
+    /// Only a role of `auth.self_registration_roles` (default `user`;
+    /// `admin` and `super_admin` never).
+    #[schema(value_type = Option<SelfRegistrationRole>)]
     pub role: Option<String>,
+}
+
+/// The roles a client may ask for at registration, at most (the document's
+/// enumeration of `RegisterBody.role`; the server's allowlist may be
+/// narrower).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfRegistrationRole {
+    User,
+    Editor,
 }
 
 impl std::fmt::Debug for RegisterBody {

@@ -129,12 +129,122 @@ pub fn document_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
-            let body = operation.request_body.is_some();
+            let body = operation.request_body.as_ref();
+            // The OAuth endpoints answer any other media type with their
+            // own 400 `invalid_request` (RFC 6749 §5.2), not a 415.
+            let form_only = body.is_some_and(|b| match b {
+                utoipa::openapi::RefOr::T(b) => b
+                    .content
+                    .keys()
+                    .all(|media| media == "application/x-www-form-urlencoded"),
+                utoipa::openapi::RefOr::Ref(_) => false,
+            });
             let responses = &mut operation.responses.responses;
-            for (status, description) in common.iter().chain(with_body.iter().filter(|_| body)) {
+            let extra = with_body
+                .iter()
+                .filter(|(status, _)| body.is_some() && !(form_only && *status == "415"));
+            for (status, description) in common.iter().chain(extra) {
                 responses
                     .entry((*status).to_owned())
                     .or_insert_with(|| problem(description).into());
+            }
+            for (status, response) in responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(response) = response {
+                    document_headers(status, response);
+                }
+            }
+        }
+    }
+    header_components(openapi);
+    document_formats(openapi);
+}
+
+/// The response headers, described once under `components/headers`.
+const HEADERS: &[(&str, &str)] = &[
+    (
+        "X-Request-Id",
+        "The request's id: the client's, if it sent a sane one, else a new UUID v7. On every response.",
+    ),
+    (
+        "RateLimit",
+        "The remaining quota of the route's policy (draft-ietf-httpapi-ratelimit-headers), e.g. `\"default\";r=119;t=1`. Sent while rate limiting is on.",
+    ),
+    (
+        "RateLimit-Policy",
+        "The route's policy, e.g. `\"default\";q=120;w=60`. Sent while rate limiting is on.",
+    ),
+    (
+        "WWW-Authenticate",
+        "`Bearer`, with `error=\"invalid_token\"` when a token was presented (RFC 6750 §3).",
+    ),
+    ("Retry-After", "Seconds until a request may succeed."),
+];
+
+/// Registers [`HEADERS`] as components.
+fn header_components(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ObjectBuilder, RefOr, Type};
+    let components = openapi.components.get_or_insert_with(Default::default);
+    for (name, description) in HEADERS {
+        let header = HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some(*description))
+            .build();
+        components
+            .headers
+            .insert((*name).to_owned(), RefOr::T(header));
+    }
+}
+
+/// The headers every response carries, and those of 401 and 429, as
+/// references to [`header_components`].
+fn document_headers(status: &str, response: &mut utoipa::openapi::Response) {
+    use utoipa::openapi::{Ref, RefOr};
+    let mut add = |name: &str| {
+        response
+            .headers
+            .entry(name.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/headers/{name}"))));
+    };
+    add("X-Request-Id");
+    add("RateLimit");
+    add("RateLimit-Policy");
+    match status {
+        "401" => add("WWW-Authenticate"),
+        "429" => add("Retry-After"),
+        _ => {}
+    }
+}
+
+/// `format`s the derived schemas cannot state: ids are UUIDs and `at`,
+/// `*_at` times RFC 3339 strings. Not UUIDs: `Problem.request_id` and
+/// `AuditEvent.request_id` (a client's own request id is kept) and
+/// `AuditEvent.actor_id` (`cli` for operator commands).
+fn document_formats(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{KnownFormat, Schema, SchemaFormat};
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    for schema in components.schemas.values_mut() {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        for (name, property) in &mut object.properties {
+            let RefOr::T(Schema::Object(property)) = property else {
+                continue;
+            };
+            let format = if name == "id"
+                || (name.ends_with("_id") && !matches!(name.as_str(), "request_id" | "actor_id"))
+            {
+                KnownFormat::Uuid
+            } else if name == "at" || name.ends_with("_at") {
+                KnownFormat::DateTime
+            } else {
+                continue;
+            };
+            if property.format.is_none() {
+                property.format = Some(SchemaFormat::KnownFormat(format));
             }
         }
     }

@@ -33,13 +33,21 @@ use crate::storage::{
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
-    /// Always `bearer`.
+    #[schema(value_type = TokenType)]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
     pub refresh_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub scope: Option<String>,
+}
+
+/// `bearer` (the document's constant for `TokenResponse.token_type`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    Bearer,
 }
 
 impl std::fmt::Debug for TokenResponse {

@@ -28,15 +28,33 @@ const MAX_FIELD: usize = 1024;
 /// An RFC 6749 §5.2 error body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OAuthError {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type` or `invalid_scope`.
+    #[schema(value_type = OAuthErrorCode)]
     pub error: &'static str,
     pub error_description: String,
+}
+
+/// The `error` codes the token and revocation endpoints answer (the
+/// document's enumeration of `OAuthError.error`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidGrant,
+    UnsupportedGrantType,
+    InvalidScope,
+}
+
+/// `mfa_required` (the document's constant for `MfaRequired.error`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaRequiredCode {
+    MfaRequired,
 }
 
 /// The 403 of a right password on an account with a second factor.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MfaRequired {
-    /// `mfa_required`.
+    #[schema(value_type = MfaRequiredCode)]
     pub error: &'static str,
     pub error_description: &'static str,
     /// Opaque, single use once it succeeds, valid 5 minutes, dead after 5
@@ -54,30 +72,36 @@ impl std::fmt::Debug for MfaRequired {
 /// The grant type of the second step of a login with a second factor.
 pub const MFA_OTP_GRANT: &str = "urn:palisade:params:oauth:grant-type:mfa-otp";
 
-/// The token endpoint's form (documentation of the wire format).
+/// The token endpoint's form, one shape per `grant_type` (documentation
+/// of the wire format; the handler reads the form itself). A `scope` other
+/// than empty is refused with `invalid_scope`: no scopes are defined.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct TokenForm {
-    /// `password`, `refresh_token` or `urn:palisade:params:oauth:grant-type:mfa-otp`.
-    pub grant_type: String,
-    /// Username or email (password grant).
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Refresh-token grant.
-    pub refresh_token: Option<String>,
-    /// mfa-otp grant: the token of the 403 `mfa_required` answer.
-    pub mfa_token: Option<String>,
-    /// mfa-otp grant: a TOTP code or a recovery code.
-    pub otp: Option<String>,
-    /// No scopes are defined; only an empty scope is accepted.
-    pub scope: Option<String>,
+#[serde(tag = "grant_type")]
+pub enum TokenForm {
+    /// RFC 6749 §4.3: `username` is the username or the email.
+    #[serde(rename = "password")]
+    Password {
+        username: String,
+        password: String,
+        #[schema(nullable = false)]
+        scope: Option<String>,
+    },
+    /// RFC 6749 §6.
+    #[serde(rename = "refresh_token")]
+    RefreshToken {
+        refresh_token: String,
+        #[schema(nullable = false)]
+        scope: Option<String>,
+    },
+    /// The second step of a login with a second factor: the `mfa_token` of
+    /// the 403 `mfa_required` answer and a TOTP or recovery code.
+    #[serde(rename = "urn:palisade:params:oauth:grant-type:mfa-otp")]
+    MfaOtp { mfa_token: String, otp: String },
 }
 
 impl std::fmt::Debug for TokenForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenForm")
-            .field("grant_type", &self.grant_type)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenForm").finish_non_exhaustive()
     }
 }
 
@@ -101,6 +125,7 @@ impl std::fmt::Debug for MfaLoginBody {
 pub struct RevokeForm {
     pub token: String,
     /// `refresh_token` or `access_token`; both are recognised either way.
+    #[schema(nullable = false)]
     pub token_type_hint: Option<String>,
 }
 

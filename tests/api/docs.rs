@@ -45,8 +45,18 @@ async fn every_operation_documents_the_statuses_the_stack_can_answer() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
             let mut expected = vec!["400", "429", "503"];
+            let form_only = operation["requestBody"]["content"]
+                .as_object()
+                .is_some_and(|c| c.keys().all(|m| m == "application/x-www-form-urlencoded"));
             if operation.get("requestBody").is_some() {
-                expected.extend(["413", "415"]);
+                expected.push("413");
+                // The OAuth endpoints answer another media type with their
+                // own 400 `invalid_request` (checked below), never 415.
+                if form_only {
+                    assert!(!responses.contains_key("415"), "{method} {path}");
+                } else {
+                    expected.push("415");
+                }
             }
             for status in expected {
                 assert!(
@@ -54,10 +64,34 @@ async fn every_operation_documents_the_statuses_the_stack_can_answer() {
                     "{method} {path} does not document {status}"
                 );
             }
+            // Every response names the headers every response carries.
+            for (status, response) in responses {
+                let headers = response["headers"].as_object();
+                for name in ["X-Request-Id", "RateLimit", "RateLimit-Policy"] {
+                    assert!(
+                        headers.is_some_and(|h| h.contains_key(name)),
+                        "{method} {path} {status} does not document {name}"
+                    );
+                }
+            }
             operations += 1;
         }
     }
     assert!(operations >= 15, "{operations} operations");
+    for path in ["/auth/token", "/auth/revoke"] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .json(&serde_json::json!({"grant_type": "password", "token": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}");
+    }
+    let headers = &doc["components"]["headers"];
+    assert!(headers["WWW-Authenticate"].is_object() && headers["Retry-After"].is_object());
     // The token endpoint's own 400 (an OAuth error body) is kept.
     let token_400 = &doc["paths"]["/auth/token"]["post"]["responses"]["400"];
     assert!(
