@@ -76,9 +76,25 @@ enum Keys {
     Set(Arc<SigningKeys>),
 }
 
+/// How many verified asymmetric tokens an instance remembers.
+const VERIFIED_CACHE: usize = 16_384;
+
+/// A token whose signature was verified: its claims and its key.
+struct Verified {
+    kid: String,
+    claims: Claims,
+}
+
 /// Signs and verifies access tokens.
 pub struct AccessTokens {
     keys: Keys,
+    /// EdDSA / ES256 only: tokens already verified, by the SHA-256 of their
+    /// whole text, so a client's next request with the same token skips
+    /// the signature (an ES256 verification costs far more than the rest
+    /// of the request; see docs/benchmarks.md). Only tokens whose
+    /// signature verified are kept; a hit still checks that the key is
+    /// published and that `exp` and `nbf` hold now.
+    verified: Option<quick_cache::sync::Cache<[u8; 32], Arc<Verified>>>,
     algorithm: Algorithm,
     validation: Validation,
     issuer: String,
@@ -119,6 +135,8 @@ impl AccessTokens {
     }
 
     fn with(keys: Keys, algorithm: Algorithm, settings: &AuthSettings) -> Self {
+        let verified =
+            matches!(keys, Keys::Set(_)).then(|| quick_cache::sync::Cache::new(VERIFIED_CACHE));
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
@@ -127,6 +145,7 @@ impl AccessTokens {
         validation.leeway = settings.leeway.as_secs();
         Self {
             keys,
+            verified,
             algorithm,
             validation,
             issuer: settings.issuer.clone(),
@@ -231,6 +250,27 @@ impl AccessTokens {
         if header.alg != self.algorithm {
             return Err(TokenError::Header("algorithm not accepted"));
         }
+        let digest: Option<[u8; 32]> = self
+            .verified
+            .as_ref()
+            .map(|_| <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into());
+        if let (Some(cache), Some(digest), Keys::Set(keys)) = (&self.verified, &digest, &self.keys)
+            && let Some(hit) = cache.get(digest)
+        {
+            let now_ms = crate::storage::now_ms();
+            let now = u64::try_from(now_ms / 1000).unwrap_or(0);
+            let leeway = self.validation.leeway;
+            if keys.verifier(&hit.kid, now_ms).is_none() {
+                return Err(TokenError::UnknownKey);
+            }
+            if hit.claims.exp.saturating_add(leeway) < now {
+                return Err(TokenError::Claims("expired"));
+            }
+            if hit.claims.nbf > now.saturating_add(leeway) {
+                return Err(TokenError::Claims("not yet valid"));
+            }
+            return Ok(hit.claims.clone());
+        }
         let decoding = match (&self.keys, header.kid.as_deref()) {
             (Keys::Hmac { decoding, .. }, None) => decoding.clone(),
             (Keys::Hmac { .. }, Some(_)) => {
@@ -250,6 +290,15 @@ impl AccessTokens {
         let latest = now_ms.saturating_add(self.validation.leeway.saturating_mul(1000));
         if claims.iat.saturating_mul(1000) > latest || claims.iat_ms > latest {
             return Err(TokenError::Claims("issued in the future"));
+        }
+        if let (Some(cache), Some(digest), Some(kid)) = (&self.verified, digest, header.kid) {
+            cache.insert(
+                digest,
+                Arc::new(Verified {
+                    kid,
+                    claims: claims.clone(),
+                }),
+            );
         }
         Ok(claims)
     }

@@ -450,3 +450,32 @@ async fn the_discovery_document_names_the_issuer_of_the_tokens_and_the_endpoints
     assert_eq!(flow["tokenUrl"], "/auth/token");
     assert_eq!(flow["refreshUrl"], "/auth/token");
 }
+
+/// A token served from the verified-token cache still expires: the cache
+/// skips only the signature.
+#[tokio::test]
+async fn a_cached_token_still_expires() {
+    let app = spawn_app(&[
+        ("PALISADE_JWT_ALGORITHM", "ES256"),
+        ("PALISADE_ACCESS_TOKEN_TTL", "2s"),
+        ("PALISADE_JWT_LEEWAY", "0s"),
+    ])
+    .await;
+    app.register("short_lived").await;
+    let tokens = app.login("short_lived").await;
+    // Verified once, then answered from the cache.
+    assert_eq!(status(&app, &tokens.access_token).await, 200);
+    assert_eq!(status(&app, &tokens.access_token).await, 200);
+    let exp = part(&tokens.access_token, 1)["exp"].as_u64().unwrap();
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        if now > exp {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status(&app, &tokens.access_token).await, 401);
+}
