@@ -150,6 +150,21 @@ pub fn document_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
             }
             for (status, response) in responses.iter_mut() {
                 if let utoipa::openapi::RefOr::T(response) = response {
+                    // A route's own 400 (e.g. `/auth/login`'s OAuth-style
+                    // one) does not stop the stack's problem 400 for a
+                    // malformed body: both media types are possible.
+                    if status == "400"
+                        && !form_only
+                        && !response.content.contains_key("application/problem+json")
+                    {
+                        response.content.insert(
+                            "application/problem+json".to_owned(),
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("Problem")))
+                                .build()
+                                .into(),
+                        );
+                    }
                     document_headers(status, response);
                 }
             }

@@ -36,6 +36,7 @@ mod prune;
 mod redis_server;
 mod redis_tls;
 mod scale_out;
+mod schemathesis;
 mod session_cache;
 mod sessions;
 mod signing;
