@@ -76,7 +76,7 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> ExitCode {
                 tracing::info!(kid = %row.kid, active_from = row.active_from, "signing key rotated");
                 println!(
                     "{}",
-                    serde_json::json!({"rotated": row.kid, "alg": row.alg, "signs_from": rfc3339(row.active_from)})
+                    serde_json::json!({"rotated": row.kid, "alg": row.alg, "signs_from": crate::domain::rfc3339(row.active_from)})
                 );
             }
             Err(e) => return fail(&format!("{e:#}")),
@@ -98,17 +98,13 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> ExitCode {
                 "alg": row.alg,
                 "state": state.as_str(),
                 "source": row.source,
-                "created_at": rfc3339(row.created_at),
-                "signs_from": rfc3339(row.active_from),
-                "verifies_until": until.map(rfc3339),
+                "created_at": crate::domain::rfc3339(row.created_at),
+                "signs_from": crate::domain::rfc3339(row.active_from),
+                "verifies_until": until.map(crate::domain::rfc3339),
             })
         );
     }
     ExitCode::SUCCESS
-}
-
-fn rfc3339(ms: i64) -> String {
-    crate::domain::rfc3339(ms)
 }
 
 /// `palisade backup FILE`: the embedded database only.

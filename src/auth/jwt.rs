@@ -162,15 +162,6 @@ impl AccessTokens {
         }
     }
 
-    /// The JOSE name of the signing algorithm.
-    pub fn algorithm(&self) -> &'static str {
-        match self.algorithm {
-            Algorithm::EdDSA => "EdDSA",
-            Algorithm::ES256 => "ES256",
-            _ => "HS256",
-        }
-    }
-
     /// Seconds an access token lives.
     pub fn ttl_secs(&self) -> u64 {
         self.ttl.as_secs()

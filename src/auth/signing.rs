@@ -231,8 +231,9 @@ fn thumbprint(public: &Value) -> String {
 struct Loaded {
     kid: String,
     active_from: i64,
-    /// When a newer key took over; `None` while none has.
-    replaced_at: Option<i64>,
+    /// When it stops verifying ([`verifies_until`]); `None` while no
+    /// newer key has taken over.
+    until: Option<i64>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwk: Value,
@@ -268,6 +269,14 @@ fn grace_ms(auth: &AuthSettings) -> i64 {
     i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// When key `i` of `rows` (one algorithm, oldest activation first) stops
+/// verifying: its successor's activation plus `grace` (`None`: no
+/// successor yet).
+fn verifies_until(rows: &[KeyRow], i: usize, grace: i64) -> Option<i64> {
+    rows.get(i + 1)
+        .map(|next| next.active_from.saturating_add(grace))
+}
+
 /// The states of `rows` (one algorithm, oldest activation first) at `now`,
 /// with the time each stops verifying (`None`: not yet known).
 pub fn states(rows: &[KeyRow], auth: &AuthSettings, now: i64) -> Vec<(KeyState, Option<i64>)> {
@@ -276,8 +285,7 @@ pub fn states(rows: &[KeyRow], auth: &AuthSettings, now: i64) -> Vec<(KeyState, 
     rows.iter()
         .enumerate()
         .map(|(i, row)| {
-            let replaced = rows.get(i + 1).map(|next| next.active_from);
-            let until = replaced.map(|at| at.saturating_add(grace));
+            let until = verifies_until(rows, i, grace);
             let state = if row.active_from > now {
                 KeyState::Pending
             } else if Some(i) == current {
@@ -410,7 +418,6 @@ impl SigningKeys {
         let rows = signing_keys::list(&self.pool, self.alg.as_str()).await?;
         let mut loaded = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
-            let replaced_at = rows.get(i + 1).map(|next| next.active_from);
             let der = Zeroizing::new(
                 self.mfa
                     .open_signing_key(&row.kid, &row.private_key)
@@ -432,7 +439,7 @@ impl SigningKeys {
             loaded.push(Loaded {
                 kid: row.kid.clone(),
                 active_from: row.active_from,
-                replaced_at,
+                until: verifies_until(&rows, i, self.grace),
                 encoding: key.encoding_key(),
                 decoding: key.decoding_key().map_err(bad)?,
                 jwk: key.public_jwk(),
@@ -513,8 +520,7 @@ impl SigningKeys {
     }
 
     fn published(&self, key: &Loaded, now: i64) -> bool {
-        key.replaced_at
-            .is_none_or(|at| now < at.saturating_add(self.grace))
+        key.until.is_none_or(|until| now < until)
     }
 
     /// The JWKS: every key that may verify a live token at `now`.
@@ -563,11 +569,10 @@ pub async fn rotate(
 /// their number.
 pub async fn prune(pool: &AnyPool, auth: &AuthSettings, dry_run: bool) -> anyhow::Result<u64> {
     let now = crate::storage::now_ms();
-    let rows = signing_keys::list_all(pool).await?;
     let mut expired = Vec::new();
-    for alg in ["EdDSA", "ES256"] {
-        let of_alg: Vec<KeyRow> = rows.iter().filter(|r| r.alg == alg).cloned().collect();
-        for (row, (state, _)) in of_alg.iter().zip(states(&of_alg, auth, now)) {
+    for alg in [JwtAlgorithm::EdDsa, JwtAlgorithm::Es256] {
+        let rows = signing_keys::list(pool, alg.as_str()).await?;
+        for (row, (state, _)) in rows.iter().zip(states(&rows, auth, now)) {
             if state == KeyState::Expired {
                 expired.push(row.kid.clone());
             }

@@ -73,17 +73,6 @@ pub async fn list(pool: &AnyPool, alg: &str) -> Result<Vec<KeyRow>, sqlx::Error>
     rows.iter().map(key_row).collect()
 }
 
-/// Every key of every algorithm, for `palisade keys list`.
-pub async fn list_all(pool: &AnyPool) -> Result<Vec<KeyRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT kid, alg, public_jwk, private_key, source, created_at, active_from \
-         FROM signing_keys ORDER BY alg, active_from, kid",
-    )
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(key_row).collect()
-}
-
 /// Whether a key with this `kid` exists.
 pub async fn exists(pool: &AnyPool, kid: &str) -> Result<bool, sqlx::Error> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys WHERE kid = $1")

@@ -77,7 +77,7 @@ pub async fn metadata(State(state): State<AuthState>) -> Response {
         grant_types_supported: vec!["password", "refresh_token", MFA_OTP_GRANT],
         token_endpoint_auth_methods_supported: vec!["none"],
         revocation_endpoint_auth_methods_supported: vec!["none"],
-        access_token_signing_alg_values_supported: vec![state.tokens.algorithm()],
+        access_token_signing_alg_values_supported: vec![state.settings.auth.jwt_algorithm.as_str()],
         service_documentation: state.settings.server.docs.then(|| format!("{base}/docs")),
     }))
 }

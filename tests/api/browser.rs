@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{bounded, output_of, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_browser_meets_cors_the_docs_csp_the_password_flow_and_framing() {
@@ -42,16 +42,13 @@ async fn a_real_browser_meets_cors_the_docs_csp_the_password_flow_and_framing() 
         "docs-authorised.png"
     });
     // Bounded by `timeout`, beside Chromium's own timeouts in the harness.
-    let mut harness = Command::new("timeout");
+    let mut harness = bounded(120, "node");
     harness
-        .args(["-k", "5", "120", "node"])
         .arg(format!("{root}/tests/browser/run.mjs"))
         .arg(app.url(""))
         .arg(&origin)
         .arg(&shot);
-    // The server runs on this runtime: wait for the browser off it.
-    let run = tokio::task::spawn_blocking(move || harness.output().unwrap());
-    let out = run.await.unwrap();
+    let out = output_of(harness).await;
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -13,6 +13,8 @@ pub use crate::database::{POSTGRES, TEST_MFA_KEY, TEST_SECRET, TestDatabase};
 /// helpers.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` over TLS.
+    base: String,
     pub client: reqwest::Client,
     _scratch: Scratch,
     /// What a cluster's instances share, owned by the first one.
@@ -56,7 +58,7 @@ pub struct Tokens {
 
 impl TestServer {
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}{}", self.base, path)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -212,6 +214,7 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
     TestApp {
         server: TestServer {
             addr,
+            base: format!("http://{addr}"),
             client: client(),
             _scratch: scratch,
             _shared: None,
@@ -220,6 +223,41 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
         connections,
         metrics_addr,
     }
+}
+
+/// The real application serving HTTPS itself, with a certificate for
+/// `localhost` from `ca`; [`TestServer::url`] and its client (which trusts
+/// only `ca`) go through TLS, so every helper works unchanged.
+pub async fn spawn_app_over_tls(env: &[(&str, &str)], ca: &crate::tls::Ca) -> TestApp {
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = crate::tls::write_pair(files.path(), &ca.leaf());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut env = env.to_vec();
+    env.push(("PALISADE_TLS_CERT", &cert));
+    env.push(("PALISADE_TLS_KEY", &key));
+    let mut app = spawn_app(&env).await;
+    app.server.base = crate::tls::url(app.addr, "");
+    app.server.client = ca.client(app.addr, crate::tls::BOTH);
+    app.server._shared = Some(Scratch {
+        _dir: files,
+        _db: None,
+    });
+    app
+}
+
+/// Runs `command` to its end off the async runtime (the servers under test
+/// run on it, and must keep answering the program).
+pub async fn output_of(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// `program` under coreutils `timeout`: killed after `secs` seconds.
+pub fn bounded(secs: u32, program: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("timeout");
+    command.args(["-k", "5", &secs.to_string(), program]);
+    command
 }
 
 /// `n` instances of the real application on one database (a fresh
@@ -270,6 +308,7 @@ pub async fn spawn_stack(router: Router, env: &[(&str, &str)]) -> TestServer {
     });
     TestServer {
         addr,
+        base: format!("http://{addr}"),
         client: client(),
         _scratch: scratch,
         _shared: None,

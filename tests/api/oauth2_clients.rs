@@ -9,74 +9,16 @@ use oauth2::{
     ResourceOwnerUsername, RevocationUrl, Scope, StandardRevocableToken, TokenResponse, TokenUrl,
 };
 
-use std::net::SocketAddr;
-
 use serde_json::json;
 
-use crate::helpers::PASSWORD;
-use crate::tls::{BOTH, Ca, spawn_tls, url, write_pair};
+use crate::helpers::{PASSWORD, TestApp, output_of, spawn_app_over_tls};
+use crate::tls::Ca;
 
-/// Palisade serving HTTPS (the crate refuses a revocation endpoint over
-/// plain HTTP, as RFC 7009 §2 requires TLS), and a client trusting its CA.
-struct TlsApp {
-    addr: SocketAddr,
-    client: reqwest::Client,
-    /// The CA certificate, for clients in other processes.
-    ca_file: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+/// Palisade serving HTTPS: the crate refuses a revocation endpoint over
+/// plain HTTP, as RFC 7009 §2 requires TLS.
+async fn spawn() -> TestApp {
+    spawn_app_over_tls(&[], &Ca::new("oauth2 client test CA")).await
 }
-
-impl TlsApp {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("oauth2 client test CA");
-        let (cert, key) = write_pair(dir.path(), &ca.leaf());
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, &ca.pem).unwrap();
-        let (addr, app) = spawn_tls(&cert, &key, &[]).await;
-        tokio::spawn(app.run_until(std::future::pending()));
-        Self {
-            addr,
-            client: ca.client(addr, BOTH),
-            ca_file,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        url(self.addr, path)
-    }
-
-    async fn register(&self, username: &str) {
-        let body = json!({
-            "email": format!("{username}@example.org"),
-            "username": username,
-            "name": "OAuth2 Client User",
-            "password": PASSWORD,
-        });
-        let r = self
-            .client
-            .post(self.url("/auth/register"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-
-    async fn profile_status(&self, token: &str) -> u16 {
-        self.client
-            .get(self.url("/profile"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-}
-
-type TestApp = TlsApp;
 
 type Client = BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet, EndpointSet>;
 
@@ -124,7 +66,7 @@ fn oauth_error<T: std::fmt::Debug>(
 
 #[tokio::test]
 async fn the_oauth2_crate_logs_in_refreshes_and_revokes() {
-    let app = TlsApp::start().await;
+    let app = spawn().await;
     app.register("crate_user").await;
     let (client, http) = (client(&app), http(&app));
     let username = ResourceOwnerUsername::new("crate_user".into());
@@ -141,7 +83,7 @@ async fn the_oauth2_crate_logs_in_refreshes_and_revokes() {
         Some(std::time::Duration::from_secs(900))
     );
     let access = first.access_token().secret();
-    assert_eq!(app.profile_status(access).await, 200);
+    assert_eq!(app.get_profile(access).await.status(), 200);
     let refresh = first.refresh_token().unwrap().clone();
 
     let second = client
@@ -152,7 +94,9 @@ async fn the_oauth2_crate_logs_in_refreshes_and_revokes() {
     let rotated = second.refresh_token().unwrap().clone();
     assert_ne!(rotated.secret(), refresh.secret());
     assert_eq!(
-        app.profile_status(second.access_token().secret()).await,
+        app.get_profile(second.access_token().secret())
+            .await
+            .status(),
         200
     );
 
@@ -174,7 +118,9 @@ async fn the_oauth2_crate_logs_in_refreshes_and_revokes() {
         BasicErrorResponseType::InvalidGrant
     );
     assert_eq!(
-        app.profile_status(second.access_token().secret()).await,
+        app.get_profile(second.access_token().secret())
+            .await
+            .status(),
         401
     );
     // Revoking an access token is accepted too (RFC 7009 §2.2: 200 even
@@ -190,7 +136,7 @@ async fn the_oauth2_crate_logs_in_refreshes_and_revokes() {
 
 #[tokio::test]
 async fn the_oauth2_crate_reads_each_refusal_as_its_oauth2_error() {
-    let app = TlsApp::start().await;
+    let app = spawn().await;
     app.register("refused").await;
     let (client, http) = (client(&app), http(&app));
     let wrong = ResourceOwnerPassword::new("not the password at all".into());
@@ -233,10 +179,8 @@ async fn the_oauth2_crate_reads_each_refusal_as_its_oauth2_error() {
 
 #[tokio::test]
 async fn the_oauth2_crate_surfaces_mfa_required_with_its_mfa_token() {
-    let app = TlsApp::start().await;
-    // Enrolled over plain HTTP on another instance would be another
-    // database: enrol here, through the same HTTPS client.
-    enrol(&app, "two_factor").await;
+    let app = spawn().await;
+    crate::mfa::enrolled(&app, "two_factor").await;
     let (client, http) = (client(&app), http(&app));
     let username = ResourceOwnerUsername::new("two_factor".into());
     let password = ResourceOwnerPassword::new(PASSWORD.into());
@@ -254,9 +198,12 @@ async fn the_oauth2_crate_surfaces_mfa_required_with_its_mfa_token() {
 /// over HTTPS with the test CA (tests/oauth2/authlib_client.py).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_logs_in_refreshes_revokes_and_reads_each_refusal_as_its_oauth2_error() {
-    let app = TlsApp::start().await;
+    let ca = Ca::new("authlib test CA");
+    let app = spawn_app_over_tls(&[], &ca).await;
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), &ca.pem).unwrap();
     app.register("authlib_user").await;
-    enrol(&app, "authlib_mfa").await;
+    crate::mfa::enrolled(&app, "authlib_mfa").await;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/oauth2/authlib_client.py"
@@ -266,11 +213,8 @@ async fn authlib_logs_in_refreshes_revokes_and_reads_each_refusal_as_its_oauth2_
         .arg(script)
         .arg(app.url(""))
         .args(["authlib_user", PASSWORD, "authlib_mfa"])
-        .env("REQUESTS_CA_BUNDLE", &app.ca_file);
-    // The server runs on this runtime: wait for Python off it.
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+        .env("REQUESTS_CA_BUNDLE", ca_file.path());
+    let out = output_of(command).await;
     assert!(
         out.status.success(),
         "{}",
@@ -298,47 +242,4 @@ async fn authlib_logs_in_refreshes_revokes_and_reads_each_refusal_as_its_oauth2_
     assert_eq!(got["wrong_password"], oauth_error("invalid_grant"), "{got}");
     assert_eq!(got["bad_scope"], oauth_error("invalid_scope"), "{got}");
     assert_eq!(got["mfa"], oauth_error("mfa_required"), "{got}");
-}
-
-/// Registers `name` and confirms a TOTP factor for it.
-async fn enrol(app: &TlsApp, name: &str) {
-    app.register(name).await;
-    let form = [
-        ("grant_type", "password"),
-        ("username", name),
-        ("password", PASSWORD),
-    ];
-    let tokens: serde_json::Value = app
-        .client
-        .post(app.url("/auth/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = tokens["access_token"].as_str().unwrap();
-    let enrolment: serde_json::Value = app
-        .client
-        .post(app.url("/mfa/totp"))
-        .bearer_auth(access)
-        .json(&json!({"password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let secret = enrolment["secret"].as_str().unwrap();
-    let code = crate::mfa::code(secret, crate::mfa::step_now());
-    let r = app
-        .client
-        .post(app.url("/mfa/totp/confirm"))
-        .bearer_auth(access)
-        .json(&json!({"code": code}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }

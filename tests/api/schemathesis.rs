@@ -3,9 +3,7 @@
 //! limiting off so the limits do not answer for the handlers; no 5xx,
 //! and every status, media type and body as documented.
 
-use std::process::Command;
-
-use crate::helpers::spawn_app;
+use crate::helpers::{bounded, output_of, spawn_app};
 use crate::session_cache::cli;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,16 +18,13 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     );
     let token = app.login("schema_admin").await.access_token;
     let root = env!("CARGO_MANIFEST_DIR");
-    let mut run = Command::new("timeout");
-    run.args(["-k", "5", "300", "bash"])
-        .arg(format!("{root}/tests/schemathesis/run.sh"))
+    let mut run = bounded(300, "bash");
+    run.arg(format!("{root}/tests/schemathesis/run.sh"))
         .arg(app.url(""))
         .arg(&token)
         .arg("25");
     // The server runs on this runtime: wait for schemathesis off it.
-    let out = tokio::task::spawn_blocking(move || run.output().unwrap())
-        .await
-        .unwrap();
+    let out = output_of(run).await;
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -288,9 +288,7 @@ pub(crate) async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // The CLI waits for the servers, which run on this runtime.
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
+    crate::helpers::output_of(command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_cluster};
+use crate::helpers::{TestApp, output_of, spawn_app, spawn_cluster};
 use crate::session_cache::cli;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,12 +21,7 @@ fn part(token: &str, n: usize) -> Value {
 }
 
 async fn jwks(app: &TestApp) -> (Vec<Value>, String) {
-    let r = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/.well-known/jwks.json").await;
     assert_eq!(r.status(), 200);
     let cache = r.headers()["cache-control"].to_str().unwrap().to_owned();
     let body: Value = r.json().await.unwrap();
@@ -62,10 +57,7 @@ except Exception as e:
         &settings.audience,
         &settings.issuer,
     ]);
-    // The server runs on this runtime: wait for Python off it.
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+    let out = output_of(command).await;
     assert!(
         out.status.success(),
         "{}",
@@ -158,6 +150,10 @@ async fn eddsa_and_es256_tokens_carry_a_kid_and_pyjwt_verifies_them_from_the_jwk
     let tokens = app.login("secretive").await;
     assert!(part(&tokens.access_token, 0).get("kid").is_none());
     assert!(jwks(&app).await.0.is_empty());
+    // ... and has no key set to rotate or list.
+    let out = cli(&app, &["keys", "list"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HS256"));
 }
 
 #[tokio::test]
@@ -375,12 +371,7 @@ async fn the_discovery_document_names_the_issuer_of_the_tokens_and_the_endpoints
         ("PALISADE_JWT_ALGORITHM", "EdDSA"),
     ])
     .await;
-    let r = app
-        .client
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/.well-known/oauth-authorization-server").await;
     assert_eq!(r.status(), 200);
     assert!(
         r.headers()["cache-control"]
@@ -425,11 +416,8 @@ async fn the_discovery_document_names_the_issuer_of_the_tokens_and_the_endpoints
     // built from the listen address.
     let plain = spawn_app(&[]).await;
     let meta: Value = plain
-        .client
-        .get(plain.url("/.well-known/oauth-authorization-server"))
-        .send()
+        .get("/.well-known/oauth-authorization-server")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -437,15 +425,7 @@ async fn the_discovery_document_names_the_issuer_of_the_tokens_and_the_endpoints
     assert_eq!(meta["token_endpoint"], plain.url("/auth/token"));
 
     // The OpenAPI document's OAuth2 scheme points at the same endpoint.
-    let doc: Value = plain
-        .client
-        .get(plain.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = plain.get("/openapi.json").await.json().await.unwrap();
     let flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
     assert_eq!(flow["tokenUrl"], "/auth/token");
     assert_eq!(flow["refreshUrl"], "/auth/token");

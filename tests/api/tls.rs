@@ -85,7 +85,7 @@ pub(crate) fn write_pair(dir: &Path, (cert, key): &(String, String)) -> (PathBuf
 }
 
 /// The real application over TLS, with `env` added.
-pub(crate) async fn spawn_tls(
+async fn spawn_tls(
     cert: &Path,
     key: &Path,
     env: &[(&str, &str)],

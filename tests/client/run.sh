@@ -5,7 +5,7 @@
 #      including the generated file itself (skipLibCheck is off),
 #   3. node runs the compiled client against BASE_URL: register -> login
 #      (password grant) -> profile -> refresh -> profile -> logout -> 401.
-# Everything is built in a fresh folder under target/client-build/ (the
+# Everything is built in a fresh folder under target/client/ (the
 # packages come from setup.sh, pinned by package-lock.json). Exits non-zero
 # if any of the three fails; the folder of a failed run is kept.
 #
