@@ -30,6 +30,11 @@
 #      rate measured just before it;
 #   k  GET /profile on PostgreSQL + Redis (k: limiter in Redis; k0: rate
 #      limiting off), with the database transactions it caused;
+#   m  gateway mode: the bare hello as the upstream, requests straight to
+#      it against the same requests through palisade (an anonymous route,
+#      and an authenticated one with identity headers and the signed
+#      identity): throughput ratio, and p50/p99 over one connection, so
+#      the latency palisade adds;
 #
 # and prints a summary table with PASS/MISS against the targets.
 #
@@ -889,6 +894,45 @@ scenario_j() {
   add j_extra_p99 "$(awk -v a="$redis_p99" -v b="$local_p99" 'BEGIN { printf "%.3f", a - b }')"
 }
 
+# m: gateway mode in front of the bare hello. Limits lifted (as in g), so
+# every request is forwarded; "/" is `auth = "none"`, "/private" is
+# `auth = "required"` (token checked, identity headers and the Ed25519
+# identity JWT made for each request).
+scenario_m() {
+  start_bare
+  local bare_pid=$SERVER_PID bare_url=$SERVER_URL
+  run_wrk m-direct "$bare_url/private"
+  add m_direct_rps "$WRK_RPS"
+  THREADS=1 CONNECTIONS=1 run_wrk m-direct-1 "$bare_url/private"
+  add m_direct_p50 "$(wrk_p50_ms "$RESULTS/m-direct-1.wrk.txt")"; add m_direct_p99 "$WRK_P99_MS"
+  start_auth m PALISADE_SAMPLE_ROUTES=false PALISADE_GATEWAY_UPSTREAM="$bare_url" \
+    PALISADE_GATEWAY_ROUTES='[{"path":"/","auth":"none"},{"path":"/private","auth":"required"}]'
+  local pid=$SERVER_PID
+  [ "$(status_of "$SERVER_URL/")" = 200 ] || die "m: GET / through the gateway is not 200"
+  [ "$(status_of "$SERVER_URL/private")" = 401 ] || die "m: GET /private without a token is not 401"
+  [ "$(status_of "$SERVER_URL/private" -H "Authorization: Bearer $TOKEN")" = 200 ] ||
+    die "m: GET /private with a token is not 200"
+  run_wrk m-anon "$SERVER_URL/"
+  [ "$WRK_NON2XX" = 0 ] || log "WARNING: m-anon got $WRK_NON2XX non-2xx answers"
+  add m_anon_rps "$WRK_RPS"; add m_anon_cpu "$WRK_SERVER_CPU_US"
+  run_wrk m-auth "$SERVER_URL/private" -H "Authorization: Bearer $TOKEN"
+  [ "$WRK_NON2XX" = 0 ] || log "WARNING: m-auth got $WRK_NON2XX non-2xx answers"
+  add m_auth_rps "$WRK_RPS"; add m_auth_cpu "$WRK_SERVER_CPU_US"
+  THREADS=1 CONNECTIONS=1 run_wrk m-anon-1 "$SERVER_URL/"
+  add m_anon_p50 "$(wrk_p50_ms "$RESULTS/m-anon-1.wrk.txt")"; add m_anon_p99 "$WRK_P99_MS"
+  THREADS=1 CONNECTIONS=1 run_wrk m-auth-1 "$SERVER_URL/private" -H "Authorization: Bearer $TOKEN"
+  add m_auth_p50 "$(wrk_p50_ms "$RESULTS/m-auth-1.wrk.txt")"; add m_auth_p99 "$WRK_P99_MS"
+  stop_pid "$pid"
+  stop_pid "$bare_pid"
+  local d50 d99 k
+  d50=$(r m_direct_p50) d99=$(r m_direct_p99)
+  for k in anon auth; do
+    add "m_${k}_pct" "$(pct "$(r "m_${k}_rps")" "$(r m_direct_rps)")"
+    add "m_${k}_add_p50" "$(awk -v a="$(r "m_${k}_p50")" -v b="$d50" 'BEGIN { printf "%.3f", a - b }')"
+    add "m_${k}_add_p99" "$(awk -v a="$(r "m_${k}_p99")" -v b="$d99" 'BEGIN { printf "%.3f", a - b }')"
+  done
+}
+
 summary() {
   local ba ca
   ba=$(r ba) ca=$(r ca)
@@ -976,6 +1020,18 @@ summary() {
   row "j  1 connection, local limiter p50/p99 ms" "$(r j_local_p50)/$(r j_local_p99)" "" ""
   row "j  1 connection, Redis limiter p50/p99 ms" "$(r j_redis_p50)/$(r j_redis_p99)" "" ""
   row "j  a Redis decision adds p50/p99 ms" "$(r j_extra_p50)/$(r j_extra_p99)" "" ""
+  row "m  upstream direct, req/s" "$(r m_direct_rps)" "" ""
+  row "m  gateway, anonymous route, req/s" "$(r m_anon_rps)" "" ""
+  row "m  gateway, anonymous, % of direct" "$(r m_anon_pct)" "" ""
+  row "m  gateway, authenticated route, req/s" "$(r m_auth_rps)" "" ""
+  row "m  gateway, authenticated, % of direct" "$(r m_auth_pct)" "" ""
+  row "m  server CPU per request anon/auth, us" "$(r m_anon_cpu)/$(r m_auth_cpu)" "" ""
+  row "m  1 conn direct p50/p99 ms" "$(r m_direct_p50)/$(r m_direct_p99)" "" ""
+  row "m  1 conn gateway anon p50/p99 ms" "$(r m_anon_p50)/$(r m_anon_p99)" "" ""
+  row "m  1 conn gateway auth p50/p99 ms" "$(r m_auth_p50)/$(r m_auth_p99)" "" ""
+  row "m  gateway adds p50, anon, ms" "$(r m_anon_add_p50)" "<= 1 ms" "$(verdict "$(r m_anon_add_p50)" "<=" 1)"
+  row "m  gateway adds p50, auth, ms" "$(r m_auth_add_p50)" "<= 1 ms" "$(verdict "$(r m_auth_add_p50)" "<=" 1)"
+  row "m  gateway adds p99 anon/auth, ms" "$(r m_anon_add_p99)/$(r m_auth_add_p99)" "" ""
   echo
   if [ -n "${RESULT[a_rps_all]:-}${RESULT[b_rps_all]:-}${RESULT[c_rps_all]:-}" ]; then
     echo "Each round (a b c run back to back; the ratios compare b and c with the a just before them):"

@@ -37,7 +37,11 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("bare_hello: listening on {}", listener.local_addr()?);
-    let app = Router::new().route("/", get(hello));
+    // `/private`: the same answer, the gateway scenario's authenticated
+    // route (bench/run.sh scenario m).
+    let app = Router::new()
+        .route("/", get(hello))
+        .route("/private", get(hello));
     match (
         std::env::var_os("BARE_TLS_CERT"),
         std::env::var_os("BARE_TLS_KEY"),

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use crate::admin::change::{self, Actor};
 use crate::admin::rules::Action;
 use crate::auth::audit::RequestContext;
+use crate::auth::signing::KeySetSpec;
 use crate::cli::{KeysCommand, UsersCommand};
 use crate::domain::password::Owner;
 use crate::domain::{Email, Name, Role, User, Username};
@@ -56,10 +57,23 @@ pub async fn prune(settings: Settings, dry_run: bool) -> ExitCode {
     }
 }
 
-/// `palisade keys rotate [--now]` and `palisade keys list`: one JSON line
-/// per key (never a private part).
+/// `palisade keys rotate [--now] [--identity]` and `palisade keys list`:
+/// one JSON line per key (never a private part). The sets are the
+/// access-token keys (EdDSA/ES256) and, in gateway mode, the identity
+/// keys.
 pub async fn keys(settings: Settings, command: KeysCommand) -> ExitCode {
-    if !settings.auth.jwt_algorithm.is_asymmetric() {
+    let identity_only = matches!(command, KeysCommand::Rotate { identity: true, .. });
+    let mut sets = Vec::new();
+    if settings.auth.jwt_algorithm.is_asymmetric() && !identity_only {
+        sets.push(KeySetSpec::access(&settings.auth));
+    }
+    if settings.gateway.enabled() {
+        sets.push(KeySetSpec::identity(&settings.auth));
+    }
+    if identity_only && !settings.gateway.enabled() {
+        return fail("the identity keys exist in gateway mode only (set gateway.upstream)");
+    }
+    if sets.is_empty() {
         return fail(
             "auth.jwt_algorithm is HS256, which signs with auth.jwt_secret: there is no key set (set PALISADE_JWT_ALGORITHM to EdDSA or ES256)",
         );
@@ -68,41 +82,50 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> ExitCode {
         Ok(state) => state,
         Err(e) => return fail(&format!("{e:#}")),
     };
-    let auth = &state.settings.auth;
     let pool = state.db.pool();
-    if let KeysCommand::Rotate { now } = command {
-        match crate::auth::signing::rotate(pool, &state.mfa, auth, now).await {
+    if let KeysCommand::Rotate { now, identity } = command {
+        let spec = if identity {
+            KeySetSpec::identity(&state.settings.auth)
+        } else {
+            KeySetSpec::access(&state.settings.auth)
+        };
+        match crate::auth::signing::rotate(pool, &state.mfa, &spec, now).await {
             Ok(row) => {
-                tracing::info!(kid = %row.kid, active_from = row.active_from, "signing key rotated");
+                tracing::info!(kid = %row.kid, purpose = %row.purpose, active_from = row.active_from, "signing key rotated");
                 println!(
                     "{}",
-                    serde_json::json!({"rotated": row.kid, "alg": row.alg, "signs_from": crate::domain::rfc3339(row.active_from)})
+                    serde_json::json!({"rotated": row.kid, "purpose": row.purpose, "alg": row.alg, "signs_from": crate::domain::rfc3339(row.active_from)})
                 );
             }
             Err(e) => return fail(&format!("{e:#}")),
         }
     }
-    let rows = match storage::signing_keys::list(pool, auth.jwt_algorithm.as_str()).await {
-        Ok(rows) => rows,
-        Err(e) => return fail(&format!("cannot read the key set: {e}")),
-    };
     let now = storage::now_ms();
-    for (row, (state, until)) in rows
-        .iter()
-        .zip(crate::auth::signing::states(&rows, auth, now))
-    {
-        println!(
-            "{}",
-            serde_json::json!({
-                "kid": row.kid,
-                "alg": row.alg,
-                "state": state.as_str(),
-                "source": row.source,
-                "created_at": crate::domain::rfc3339(row.created_at),
-                "signs_from": crate::domain::rfc3339(row.active_from),
-                "verifies_until": until.map(crate::domain::rfc3339),
-            })
-        );
+    for spec in &sets {
+        let rows = match storage::signing_keys::list(pool, spec.purpose.as_str(), spec.alg.as_str())
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => return fail(&format!("cannot read the key set: {e}")),
+        };
+        for (row, (state, until)) in rows
+            .iter()
+            .zip(crate::auth::signing::states(&rows, spec, now))
+        {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "kid": row.kid,
+                    "purpose": row.purpose,
+                    "alg": row.alg,
+                    "state": state.as_str(),
+                    "source": row.source,
+                    "created_at": crate::domain::rfc3339(row.created_at),
+                    "signs_from": crate::domain::rfc3339(row.active_from),
+                    "verifies_until": until.map(crate::domain::rfc3339),
+                })
+            );
+        }
     }
     ExitCode::SUCCESS
 }

@@ -5,20 +5,34 @@ use std::process::ExitCode;
 
 use crate::ratelimit::RateLimiter;
 use crate::routes;
-use crate::settings::Settings;
+use crate::settings::{RoutePattern, Settings};
 
 /// Prints the report and returns the exit code.
 pub fn run(settings: &Settings) -> ExitCode {
-    if let Err(unknown) = RateLimiter::from_settings(&settings.rate_limit, &routes::route_keys()) {
+    if let Err(unknown) = RateLimiter::from_settings(
+        &settings.rate_limit,
+        &settings.gateway,
+        &routes::route_keys(),
+    ) {
         eprintln!("palisade: the settings have {} problem(s):", unknown.len());
         for u in unknown {
             eprintln!("  - {u}");
         }
         return ExitCode::from(2);
     }
+    let shadowed = routes::table::gateway_shadowed(settings);
+    if !shadowed.is_empty() {
+        eprintln!("palisade: the settings have {} problem(s):", shadowed.len());
+        for s in shadowed {
+            eprintln!("  - {s}");
+        }
+        return ExitCode::from(2);
+    }
     println!("# Effective configuration (secrets redacted)");
     print!("{}", settings.to_redacted_toml());
-    let warnings = settings.warnings();
+    print_gateway_table(settings);
+    let mut warnings = settings.warnings();
+    warnings.extend(routes::table::gateway_overlaps(settings));
     if !warnings.is_empty() {
         eprintln!();
         for w in &warnings {
@@ -27,4 +41,39 @@ pub fn run(settings: &Settings) -> ExitCode {
     }
     eprintln!("configuration OK");
     ExitCode::SUCCESS
+}
+
+/// The gateway's route table, one line per pattern, longest first (the
+/// order a path is matched in after the exact patterns).
+fn print_gateway_table(settings: &Settings) {
+    let gateway = &settings.gateway;
+    let Some(upstream) = &gateway.upstream else {
+        return;
+    };
+    println!(
+        "\n# Gateway: {upstream}; paths matched exact first, then by the longest prefix; any other path is 404"
+    );
+    let mut routes: Vec<_> = gateway.routes.iter().collect();
+    routes.sort_by_key(|r| {
+        (
+            matches!(r.pattern, RoutePattern::Prefix(_)),
+            std::cmp::Reverse(r.pattern.as_str().len()),
+        )
+    });
+    for r in routes {
+        let limit = if r.limit.is_empty() {
+            format!("{} (default)", settings.rate_limit.default.join(","))
+        } else {
+            r.limit.join(",")
+        };
+        println!(
+            "#   {:<24} auth={:<8} role={:<11} scope={:<12} limit={} websocket={}",
+            r.pattern.to_text(),
+            r.auth.as_str(),
+            r.role.map_or("-", |x| x.as_str()),
+            r.scope.map_or("-", |x| x.as_str()),
+            limit,
+            r.websocket,
+        );
+    }
 }

@@ -115,9 +115,14 @@ pub enum KeysCommand {
         /// auth.key_set_refresh). For a key you must stop using now.
         #[arg(long)]
         now: bool,
+        /// Rotate the gateway's identity key set (Ed25519, signs
+        /// `X-Palisade-Identity`) instead of the access-token keys.
+        #[arg(long)]
+        identity: bool,
     },
-    /// List the keys as JSON lines: kid, algorithm, state (pending,
-    /// current, retired, expired), when it signs from and verifies until.
+    /// List the keys as JSON lines: kid, purpose (access or identity),
+    /// algorithm, state (pending, current, retired, expired), when it
+    /// signs from and verifies until.
     List,
 }
 

@@ -17,6 +17,7 @@ pub mod check_config;
 pub mod cli;
 pub mod domain;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod mail;
 pub mod mfa;

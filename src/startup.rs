@@ -15,11 +15,12 @@ use crate::auth::extractor::{authenticate, bearer};
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
 use crate::auth::mfa::MfaKeys;
-use crate::auth::signing::SigningKeys;
+use crate::auth::signing::{KeySetSpec, SigningKeys};
 use crate::auth::throttle::LoginThrottle;
 use crate::cache::bus::Bus;
 use crate::cache::{Channel, SessionCache, control};
 use crate::domain::PasswordPolicy;
+use crate::gateway::Gateway;
 use crate::http::server::{self as http_server, ConnectionCounters, ConnectionLimits};
 use crate::http::tls::CertStore;
 use crate::mail::Mailer;
@@ -62,19 +63,27 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     db.migrate().await?;
     let mfa = Arc::new(MfaKeys::derive(&mfa_key(&settings)?));
     let tokens = if settings.auth.jwt_algorithm.is_asymmetric() {
-        let keys = SigningKeys::open(db.pool().clone(), Arc::clone(&mfa), &settings.auth)
+        let spec = KeySetSpec::access(&settings.auth);
+        let keys = SigningKeys::open(db.pool().clone(), Arc::clone(&mfa), &spec)
             .await
             .context("the signing key set")?;
         Arc::new(AccessTokens::with_key_set(Arc::new(keys), &settings.auth))
     } else {
         Arc::new(AccessTokens::new(&secret, &settings.auth))
     };
-    let limiter = RateLimiter::from_settings(&settings.rate_limit, &routes::route_keys()).map_err(
-        |unknown| {
-            let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!(list.join("; "))
-        },
-    )?;
+    let shadowed = routes::table::gateway_shadowed(&settings);
+    if !shadowed.is_empty() {
+        anyhow::bail!(shadowed.join("; "));
+    }
+    let limiter = RateLimiter::from_settings(
+        &settings.rate_limit,
+        &settings.gateway,
+        &routes::route_keys(),
+    )
+    .map_err(|unknown| {
+        let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(list.join("; "))
+    })?;
     // User-keyed limits count the `sub` of a verified token whose session
     // is live (session cache or database): an ended session's token is
     // limited by its address instead. Only requests on routes with a
@@ -124,6 +133,22 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         }
         None => (limiter, None, Backoff::local(local_backoff)),
     };
+    let (identity_keys, gateway) = if settings.gateway.enabled() {
+        let spec = KeySetSpec::identity(&settings.auth);
+        let keys = SigningKeys::open(db.pool().clone(), Arc::clone(&mfa), &spec)
+            .await
+            .context("the gateway's identity key set")?;
+        let keys = Arc::new(keys);
+        let authn = Authn {
+            db: db.clone(),
+            tokens: Arc::clone(&tokens),
+            sessions: sessions.clone(),
+        };
+        let gateway = Gateway::new(&settings, authn, Arc::clone(&keys))?.map(Arc::new);
+        (Some(keys), gateway)
+    } else {
+        (None, None)
+    };
     let mailer = Mailer::start(&settings.mail, &settings.server.data_dir)?;
     if let Some(outbox) = mailer.outbox() {
         tracing::info!(path = %outbox.display(), "no SMTP server configured: mail is written to the outbox folder");
@@ -140,6 +165,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         tokens,
         hasher: Arc::new(hasher),
         throttle: Arc::new(throttle),
+        identity_keys,
+        gateway,
     }))
 }
 
@@ -249,11 +276,14 @@ impl Application {
                 interval,
             ))
         });
-        let key_refresh = self
+        let key_refresh: Vec<_> = self
             .state
             .tokens
             .key_set()
-            .map(|keys| tokio::spawn(Arc::clone(keys).run_refresh()));
+            .into_iter()
+            .chain(&self.state.identity_keys)
+            .map(|keys| tokio::spawn(Arc::clone(keys).run_refresh()))
+            .collect();
         let metrics = self.metrics.map(|listener| {
             let router = routes::metrics::standalone(self.state.clone());
             tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
@@ -313,8 +343,8 @@ impl Application {
         if let Some(pruner) = pruner {
             pruner.abort();
         }
-        if let Some(key_refresh) = key_refresh {
-            key_refresh.abort();
+        for task in &key_refresh {
+            task.abort();
         }
         if let Some(metrics) = metrics {
             metrics.abort();

@@ -11,9 +11,11 @@ use crate::auth::backoff::Backoff;
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::AccessTokens;
 use crate::auth::mfa::MfaKeys;
+use crate::auth::signing::SigningKeys;
 use crate::auth::{AuthState, Authn};
 use crate::cache::SessionCache;
 use crate::domain::PasswordPolicy;
+use crate::gateway::Gateway;
 use crate::mail::Mailer;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::failover::FailoverStore;
@@ -55,6 +57,10 @@ pub struct AppParts {
     pub sessions: SessionCache,
     pub mfa: Arc<MfaKeys>,
     pub mailer: Mailer,
+    /// The Ed25519 keys of the gateway's identities (gateway mode only).
+    pub identity_keys: Option<Arc<SigningKeys>>,
+    /// Gateway mode: the upstream and its route table.
+    pub gateway: Option<Arc<Gateway>>,
 }
 
 impl FromRef<AppState> for SessionCache {
@@ -98,6 +104,7 @@ impl FromRef<AppState> for AuthState {
             sessions: state.sessions.clone(),
             mfa: Arc::clone(&state.mfa),
             mailer: state.mailer.clone(),
+            identity_keys: state.identity_keys.clone(),
         }
     }
 }

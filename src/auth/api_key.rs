@@ -19,54 +19,13 @@ use http::request::Parts;
 
 use super::extractor::{EnrollingUser, MalformedAuthorization, bearer};
 use super::{AuthUser, Authn, refresh};
-use crate::domain::{Role, User};
+pub use crate::domain::Scope;
+use crate::domain::User;
 use crate::error::ApiError;
 use crate::storage::{self, api_keys};
 
 /// Every API key starts with this.
 pub const PREFIX: &str = "pal_ak_";
-
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
-    ProfileRead,
-    AiGenerate,
-    DataRead,
-    UsersRead,
-    AuditRead,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 5] = [
-        Self::ProfileRead,
-        Self::AiGenerate,
-        Self::DataRead,
-        Self::UsersRead,
-        Self::AuditRead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ProfileRead => "profile:read",
-            Self::AiGenerate => "ai:generate",
-            Self::DataRead => "data:read",
-            Self::UsersRead => "users:read",
-            Self::AuditRead => "audit:read",
-        }
-    }
-
-    /// The role the owner needs for the scope to work.
-    pub fn min_role(self) -> Role {
-        match self {
-            Self::UsersRead | Self::AuditRead => Role::Admin,
-            _ => Role::User,
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
 
 /// A scope as a type, for [`Scoped`].
 pub trait ScopeMarker: Send + Sync + 'static {
@@ -182,7 +141,7 @@ where
 /// The key and its owner behind `token`: 401 for an unknown, expired or
 /// malformed key or a disabled owner. Records the use (at most once a
 /// minute per key and instance, off the request's path).
-async fn by_key(state: &Authn, token: &str) -> Result<(api_keys::KeyRow, User), ApiError> {
+pub async fn by_key(state: &Authn, token: &str) -> Result<(api_keys::KeyRow, User), ApiError> {
     let invalid = || ApiError::Unauthorized {
         invalid_token: true,
     };
@@ -221,6 +180,7 @@ pub(super) fn refuse_key(token: &str) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Role;
 
     #[test]
     fn keys_are_prefixed_and_only_their_digest_and_prefix_are_kept() {

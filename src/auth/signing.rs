@@ -40,6 +40,73 @@ use crate::storage::signing_keys::{self, KeyRow};
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// How long a gateway identity (`X-Palisade-Identity`) lives.
+pub const IDENTITY_TTL: Duration = Duration::from_secs(60);
+
+/// What a key set signs: access tokens (`auth.jwt_algorithm`), or the
+/// identities the gateway sends its upstream (always Ed25519, whatever
+/// access tokens use). Each purpose has keys of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Access,
+    Identity,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Identity => "identity",
+        }
+    }
+}
+
+/// One key set: its purpose, algorithm, and the times that decide when
+/// its keys sign and verify.
+#[derive(Debug, Clone)]
+pub struct KeySetSpec {
+    pub purpose: Purpose,
+    pub alg: JwtAlgorithm,
+    /// How long a token signed by the set lives.
+    token_ttl: Duration,
+    leeway: Duration,
+    refresh: Duration,
+    publish_delay: Duration,
+    key_file: Option<std::path::PathBuf>,
+}
+
+impl KeySetSpec {
+    /// The access-token set of `auth.jwt_algorithm` (and its key file).
+    pub fn access(auth: &AuthSettings) -> Self {
+        Self::access_with(auth, auth.jwt_algorithm)
+    }
+
+    fn access_with(auth: &AuthSettings, alg: JwtAlgorithm) -> Self {
+        Self {
+            purpose: Purpose::Access,
+            alg,
+            token_ttl: auth.access_token_ttl,
+            leeway: auth.leeway,
+            refresh: auth.key_set_refresh,
+            publish_delay: auth.signing_key_publish_delay,
+            key_file: auth.jwt_private_key_file.clone(),
+        }
+    }
+
+    /// The gateway's identity set: Ed25519, tokens of [`IDENTITY_TTL`].
+    pub fn identity(auth: &AuthSettings) -> Self {
+        Self {
+            purpose: Purpose::Identity,
+            alg: JwtAlgorithm::EdDsa,
+            token_ttl: IDENTITY_TTL,
+            leeway: auth.leeway,
+            refresh: auth.key_set_refresh,
+            publish_delay: auth.signing_key_publish_delay,
+            key_file: None,
+        }
+    }
+}
+
 /// The shortest time between two reads of the key set caused by unknown
 /// `kid`s.
 const UNKNOWN_KID_RELOAD: i64 = 1_000;
@@ -200,12 +267,14 @@ impl KeyMaterial {
     pub fn to_row(
         &self,
         mfa: &MfaKeys,
+        purpose: Purpose,
         source: &str,
         now: i64,
         active_from: i64,
     ) -> anyhow::Result<KeyRow> {
         Ok(KeyRow {
             kid: self.kid.clone(),
+            purpose: purpose.as_str().to_owned(),
             alg: self.alg.as_str().to_owned(),
             public_jwk: self.public_jwk().to_string(),
             private_key: mfa
@@ -264,8 +333,8 @@ impl KeyState {
 }
 
 /// How long a replaced key keeps verifying, in milliseconds.
-fn grace_ms(auth: &AuthSettings) -> i64 {
-    let grace = auth.access_token_ttl + auth.leeway + auth.key_set_refresh;
+fn grace_ms(spec: &KeySetSpec) -> i64 {
+    let grace = spec.token_ttl + spec.leeway + spec.refresh;
     i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -277,10 +346,10 @@ fn verifies_until(rows: &[KeyRow], i: usize, grace: i64) -> Option<i64> {
         .map(|next| next.active_from.saturating_add(grace))
 }
 
-/// The states of `rows` (one algorithm, oldest activation first) at `now`,
+/// The states of `rows` (one set, oldest activation first) at `now`,
 /// with the time each stops verifying (`None`: not yet known).
-pub fn states(rows: &[KeyRow], auth: &AuthSettings, now: i64) -> Vec<(KeyState, Option<i64>)> {
-    let grace = grace_ms(auth);
+pub fn states(rows: &[KeyRow], spec: &KeySetSpec, now: i64) -> Vec<(KeyState, Option<i64>)> {
+    let grace = grace_ms(spec);
     let current = rows.iter().rposition(|r| r.active_from <= now);
     rows.iter()
         .enumerate()
@@ -313,9 +382,10 @@ pub enum KeySetError {
     Bad { kid: String, why: String },
 }
 
-/// The key set of one algorithm, as an instance holds it: re-read from the
-/// database from time to time.
+/// The key set of one purpose and algorithm, as an instance holds it:
+/// re-read from the database from time to time.
 pub struct SigningKeys {
+    purpose: Purpose,
     alg: JwtAlgorithm,
     pool: AnyPool,
     mfa: Arc<MfaKeys>,
@@ -328,6 +398,7 @@ pub struct SigningKeys {
 impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKeys")
+            .field("purpose", &self.purpose)
             .field("alg", &self.alg)
             .finish_non_exhaustive()
     }
@@ -348,23 +419,19 @@ impl std::fmt::Debug for Signer {
 }
 
 impl SigningKeys {
-    /// Opens the key set of `auth.jwt_algorithm`: adds the configured key
-    /// file's key if it is not there yet (activating at once when the set
-    /// has no usable key, else after the publish delay, like a rotation),
-    /// or generates the first key when the set is empty, then reads it.
-    pub async fn open(
-        pool: AnyPool,
-        mfa: Arc<MfaKeys>,
-        auth: &AuthSettings,
-    ) -> anyhow::Result<Self> {
-        let alg = auth.jwt_algorithm;
+    /// Opens the key set of `spec`: adds the configured key file's key if
+    /// it is not there yet (activating at once when the set has no usable
+    /// key, else after the publish delay, like a rotation), or generates
+    /// the first key when the set is empty, then reads it.
+    pub async fn open(pool: AnyPool, mfa: Arc<MfaKeys>, spec: &KeySetSpec) -> anyhow::Result<Self> {
+        let (alg, purpose) = (spec.alg, spec.purpose);
         anyhow::ensure!(alg.is_asymmetric(), "HS256 has no key set");
         let now = crate::storage::now_ms();
-        let rows = signing_keys::list(&pool, alg.as_str()).await?;
-        let usable = states(&rows, auth, now)
+        let rows = signing_keys::list(&pool, purpose.as_str(), alg.as_str()).await?;
+        let usable = states(&rows, spec, now)
             .iter()
             .any(|(state, _)| matches!(state, KeyState::Current | KeyState::Pending));
-        if let Some(path) = &auth.jwt_private_key_file {
+        if let Some(path) = &spec.key_file {
             let pem = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
                 format!("cannot read auth.jwt_private_key_file {}", path.display())
             })?);
@@ -377,11 +444,12 @@ impl SigningKeys {
             })?;
             if !signing_keys::exists(&pool, key.kid()).await? {
                 let active_from = if usable {
-                    now.saturating_add(crate::storage::ms(auth.signing_key_publish_delay))
+                    now.saturating_add(crate::storage::ms(spec.publish_delay))
                 } else {
                     now
                 };
-                signing_keys::insert(&pool, &key.to_row(&mfa, "file", now, active_from)?).await?;
+                signing_keys::insert(&pool, &key.to_row(&mfa, purpose, "file", now, active_from)?)
+                    .await?;
                 tracing::info!(
                     kid = key.kid(),
                     alg = alg.as_str(),
@@ -391,21 +459,23 @@ impl SigningKeys {
             }
         } else if !usable {
             let key = KeyMaterial::generate(alg)?;
-            signing_keys::insert(&pool, &key.to_row(&mfa, "generated", now, now)?).await?;
+            signing_keys::insert(&pool, &key.to_row(&mfa, purpose, "generated", now, now)?).await?;
             tracing::info!(
                 kid = key.kid(),
                 alg = alg.as_str(),
+                purpose = purpose.as_str(),
                 "generated the first signing key"
             );
         }
         let keys = Self {
+            purpose,
             alg,
             pool,
             mfa,
-            grace: grace_ms(auth),
+            grace: grace_ms(spec),
             keys: RwLock::default(),
             last_read: AtomicI64::new(0),
-            refresh: auth.key_set_refresh,
+            refresh: spec.refresh,
         };
         keys.reload().await?;
         Ok(keys)
@@ -415,7 +485,7 @@ impl SigningKeys {
     pub async fn reload(&self) -> Result<(), KeySetError> {
         self.last_read
             .store(crate::storage::now_ms(), Ordering::Relaxed);
-        let rows = signing_keys::list(&self.pool, self.alg.as_str()).await?;
+        let rows = signing_keys::list(&self.pool, self.purpose.as_str(), self.alg.as_str()).await?;
         let mut loaded = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let der = Zeroizing::new(
@@ -533,15 +603,15 @@ impl SigningKeys {
     }
 }
 
-/// `palisade keys rotate`: adds a new key of `auth.jwt_algorithm` that
+/// `palisade keys rotate`: adds a new key to the set of `spec` that
 /// signs after the publish delay (`now`: at once). Its row.
 pub async fn rotate(
     pool: &AnyPool,
     mfa: &MfaKeys,
-    auth: &AuthSettings,
+    spec: &KeySetSpec,
     at_once: bool,
 ) -> anyhow::Result<KeyRow> {
-    let alg = auth.jwt_algorithm;
+    let (alg, purpose) = (spec.alg, spec.purpose);
     anyhow::ensure!(
         alg.is_asymmetric(),
         "auth.jwt_algorithm is HS256, which signs with auth.jwt_secret: there is no key set to rotate"
@@ -550,29 +620,34 @@ pub async fn rotate(
     let active_from = if at_once {
         now
     } else {
-        now.saturating_add(crate::storage::ms(auth.signing_key_publish_delay))
+        now.saturating_add(crate::storage::ms(spec.publish_delay))
     };
     // A key activating at the same millisecond as the current one would
     // tie; one millisecond later it is strictly newer.
-    let latest = signing_keys::list(pool, alg.as_str())
+    let latest = signing_keys::list(pool, purpose.as_str(), alg.as_str())
         .await?
         .last()
         .map_or(i64::MIN, |r| r.active_from);
     let active_from = active_from.max(latest.saturating_add(1));
     let key = KeyMaterial::generate(alg)?;
-    let row = key.to_row(mfa, "generated", now, active_from)?;
+    let row = key.to_row(mfa, purpose, "generated", now, active_from)?;
     signing_keys::insert(pool, &row).await?;
     Ok(row)
 }
 
-/// Deletes the keys of every algorithm whose publication has ended;
-/// their number.
+/// Deletes the keys of every set whose publication has ended; their
+/// number.
 pub async fn prune(pool: &AnyPool, auth: &AuthSettings, dry_run: bool) -> anyhow::Result<u64> {
     let now = crate::storage::now_ms();
     let mut expired = Vec::new();
-    for alg in [JwtAlgorithm::EdDsa, JwtAlgorithm::Es256] {
-        let rows = signing_keys::list(pool, alg.as_str()).await?;
-        for (row, (state, _)) in rows.iter().zip(states(&rows, auth, now)) {
+    let sets = [
+        KeySetSpec::access_with(auth, JwtAlgorithm::EdDsa),
+        KeySetSpec::access_with(auth, JwtAlgorithm::Es256),
+        KeySetSpec::identity(auth),
+    ];
+    for spec in &sets {
+        let rows = signing_keys::list(pool, spec.purpose.as_str(), spec.alg.as_str()).await?;
+        for (row, (state, _)) in rows.iter().zip(states(&rows, spec, now)) {
             if state == KeyState::Expired {
                 expired.push(row.kid.clone());
             }
@@ -637,9 +712,10 @@ mod tests {
     fn a_key_is_pending_then_current_then_retired_then_expired() {
         let settings =
             crate::settings::Settings::load(&crate::settings::Sources::default()).unwrap();
-        let auth = &settings.auth;
+        let auth = &KeySetSpec::access(&settings.auth);
         let row = |kid: &str, active_from: i64| KeyRow {
             kid: kid.into(),
+            purpose: "access".into(),
             alg: "EdDSA".into(),
             public_jwk: String::new(),
             private_key: String::new(),

@@ -9,6 +9,7 @@ use super::backoff::Backoff;
 use super::hashing::Hasher;
 use super::jwt::AccessTokens;
 use super::mfa::MfaKeys;
+use super::signing::SigningKeys;
 use crate::cache::SessionCache;
 use crate::domain::PasswordPolicy;
 use crate::mail::Mailer;
@@ -45,4 +46,7 @@ pub struct AuthState {
     pub mfa: Arc<MfaKeys>,
     /// Account mail and security notices.
     pub mailer: Mailer,
+    /// The gateway's identity keys, published in the JWKS beside the
+    /// access-token keys (gateway mode only).
+    pub identity_keys: Option<Arc<SigningKeys>>,
 }

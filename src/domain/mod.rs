@@ -9,6 +9,7 @@ pub mod email;
 mod name;
 pub mod password;
 mod role;
+mod scope;
 mod user;
 mod username;
 
@@ -17,5 +18,6 @@ pub use email::Email;
 pub use name::Name;
 pub use password::{Password, PasswordPolicy};
 pub use role::Role;
+pub use scope::Scope;
 pub use user::{User, rfc3339};
 pub use username::Username;

@@ -1,11 +1,14 @@
 //! The request metrics middleware: a count and a duration per route
 //! template (`/users/{user_id}`, never the path a client sent), method
-//! and status class. A path no route matches is `unmatched`, so a scan of
-//! random paths adds no series. Installed only when metrics are on.
+//! and status class. A gateway request is labelled with its pattern
+//! (`/app/*`). A path nothing matches is `unmatched`, so a scan of random
+//! paths adds no series. Installed only when metrics are on.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+
+use super::upstream::RouteLabel;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -28,10 +31,14 @@ fn method_label(method: &http::Method) -> &'static str {
 /// The middleware.
 pub async fn layer(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = match (
+        req.extensions().get::<MatchedPath>(),
+        req.extensions().get::<RouteLabel>(),
+    ) {
+        (Some(path), _) => path.as_str().to_owned(),
+        (None, Some(RouteLabel(pattern))) => pattern.to_string(),
+        (None, None) => "unmatched".to_owned(),
+    };
     let method = method_label(req.method());
     let response = next.run(req).await;
     let status = prom::status_class(response.status().as_u16());

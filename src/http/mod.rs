@@ -19,3 +19,4 @@ pub mod server;
 pub mod stack;
 pub mod timeout;
 pub mod tls;
+pub mod upstream;

@@ -37,7 +37,14 @@ pub async fn layer(req: Request, next: Next) -> Response {
         (true, false) => status != http::StatusCode::INTERNAL_SERVER_ERROR,
         (false, false) => false,
     };
-    if keep {
+    // An upstream application's own error answers pass (gateway mode),
+    // except a 500 that is not problem+json.
+    let upstream = response
+        .extensions()
+        .get::<super::upstream::FromUpstream>()
+        .is_some()
+        && status != http::StatusCode::INTERNAL_SERVER_ERROR;
+    if keep || upstream {
         return response;
     }
     let (mut parts, _) = response.into_parts();

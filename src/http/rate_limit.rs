@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::client_ip::ClientIp;
+use super::upstream::RouteLabel;
 use crate::error::ApiError;
 use crate::ratelimit::{Decision, LimitKey, Policy, RateLimiter};
 
@@ -20,11 +21,13 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// The middleware.
 pub async fn layer(State(limiter): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str);
-    let policies = limiter.policies_for(req.method(), path);
+    let policies = match (
+        req.extensions().get::<MatchedPath>(),
+        req.extensions().get::<RouteLabel>(),
+    ) {
+        (None, Some(RouteLabel(pattern))) => limiter.policies_for_pattern(pattern),
+        (path, _) => limiter.policies_for(req.method(), path.map(MatchedPath::as_str)),
+    };
     if policies.iter().all(|p| p.spec.key.account) {
         return next.run(req).await;
     }

@@ -31,6 +31,9 @@
 //! - **Shutdown.** The listener closes, open connections finish their
 //!   in-flight request and close (hyper's graceful shutdown), bounded by
 //!   the caller's drain limit.
+//! - **Upgrades.** HTTP/1 connections may switch protocols (the gateway's
+//!   WebSocket pass-through); the upgraded stream leaves the connection's
+//!   slot and timers with the upgrade.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -43,9 +46,8 @@ use axum::Router;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tower::{Service, ServiceExt};
 
 /// How long a connection over the cap waits for a slot before it is
@@ -102,7 +104,9 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let idle = Arc::new(IdleConnections::default());
     let waiting = Arc::new(AtomicUsize::new(0));
-    let graceful = GracefulShutdown::new();
+    // `true` asks every connection to finish its request and close; the
+    // sender's `closed()` says they all have.
+    let (shutdown, _) = watch::channel(false);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -147,7 +151,7 @@ pub async fn serve(
             service,
             limits,
             counters: Arc::clone(&counters),
-            watcher: graceful.watcher(),
+            shutdown: shutdown.subscribe(),
             idle: Arc::clone(&idle),
         };
         let slot = Arc::clone(&slots).try_acquire_owned().ok().or_else(|| {
@@ -186,7 +190,10 @@ pub async fn serve(
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = async {
+            let _ = shutdown.send(true);
+            shutdown.closed().await;
+        } => {}
         () = tokio::time::sleep(drain) => {
             tracing::warn!(limit = ?drain, "in-flight requests did not finish in time; stopping anyway");
         }
@@ -200,13 +207,60 @@ struct Builders {
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+/// A hyper connection that can be asked to finish its request and close.
+trait GracefulShutdown {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulShutdown for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B, E> GracefulShutdown for hyper::server::conn::http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self);
+    }
+}
+
+/// Drives `connection`; when shutdown is asked for, lets it finish its
+/// in-flight request and close. Holding `shutdown` until then is what the
+/// server's drain waits for.
+async fn graceful<C: Future + GracefulShutdown>(
+    connection: C,
+    mut shutdown: watch::Receiver<bool>,
+) -> C::Output {
+    tokio::pin!(connection);
+    tokio::select! {
+        out = connection.as_mut() => return out,
+        Ok(_) = shutdown.wait_for(|stop| *stop) => connection.as_mut().graceful_shutdown(),
+    }
+    connection.await
+}
+
 /// A connection accepted, not yet served.
 struct Connection {
     builders: Arc<Builders>,
     service: axum::middleware::AddExtension<Router, axum::extract::ConnectInfo<SocketAddr>>,
     limits: ConnectionLimits,
     counters: Arc<ConnectionCounters>,
-    watcher: Watcher,
+    shutdown: watch::Receiver<bool>,
     idle: Arc<IdleConnections>,
 }
 
@@ -293,14 +347,15 @@ impl Connection {
         });
         let builders = Arc::clone(&self.builders);
         let counters = Arc::clone(&self.counters);
-        let watcher = self.watcher;
+        let shutdown = self.shutdown;
         let keep_alive = self.limits.keep_alive_timeout;
         let serving = async move {
             let Some(acceptor) = &builders.tls else {
                 let connection = builders
                     .http1
-                    .serve_connection(TokioIo::new(stream), hyper_service);
-                let _ = watcher.watch(connection).await;
+                    .serve_connection(TokioIo::new(stream), hyper_service)
+                    .with_upgrades();
+                let _ = graceful(connection, shutdown).await;
                 return;
             };
             let tls = match acceptor.accept(stream).await {
@@ -320,7 +375,7 @@ impl Connection {
                     .http2
                     .serve_connection(TokioIo::new(tls), hyper_service);
                 tokio::select! {
-                    _ = watcher.watch(connection) => {}
+                    _ = graceful(connection, shutdown) => {}
                     () = activity.idle_for(keep_alive) => {
                         tracing::debug!("HTTP/2 connection closed: idle");
                     }
@@ -328,8 +383,9 @@ impl Connection {
             } else {
                 let connection = builders
                     .http1
-                    .serve_connection(TokioIo::new(tls), hyper_service);
-                let _ = watcher.watch(connection).await;
+                    .serve_connection(TokioIo::new(tls), hyper_service)
+                    .with_upgrades();
+                let _ = graceful(connection, shutdown).await;
             }
         };
         let header_read_timeout = self.limits.header_read_timeout;

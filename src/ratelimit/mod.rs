@@ -33,8 +33,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method};
 
-use crate::settings::RateLimitSettings;
 use crate::settings::spec::Spec;
+use crate::settings::{GatewaySettings, RateLimitSettings};
 
 /// A named limit.
 #[derive(Debug)]
@@ -130,6 +130,8 @@ pub struct RateLimiter {
     enabled: bool,
     default: Vec<Arc<Policy>>,
     routes: HashMap<Method, HashMap<String, Vec<Arc<Policy>>>>,
+    /// Gateway patterns to their policies (every method).
+    patterns: HashMap<String, Vec<Arc<Policy>>>,
     subject: Option<SubjectResolver>,
 }
 
@@ -164,6 +166,7 @@ impl RateLimiter {
     /// so a typo cannot leave a route on the default policy.
     pub fn from_settings(
         settings: &RateLimitSettings,
+        gateway: &GatewaySettings,
         known_routes: &[String],
     ) -> Result<Self, Vec<UnknownRoute>> {
         let policies = policies(settings);
@@ -196,12 +199,19 @@ impl RateLimiter {
         if !unknown.is_empty() {
             return Err(unknown);
         }
+        let patterns = gateway
+            .routes
+            .iter()
+            .filter(|r| !r.limit.is_empty())
+            .map(|r| (r.pattern.to_text(), pick(&r.limit)))
+            .collect();
         let store = Arc::new(memory::MemoryStore::new(&policies, settings.max_keys));
         Ok(Self {
             store,
             enabled: settings.enabled,
             default: pick(&settings.default),
             routes,
+            patterns,
             subject: None,
         })
     }
@@ -246,6 +256,14 @@ impl RateLimiter {
         };
         path.and_then(|p| self.routes.get(method)?.get(p))
             .map_or(&self.default, |v| v)
+    }
+
+    /// The policies of a gateway pattern, or the default ones.
+    pub fn policies_for_pattern(&self, pattern: &str) -> &[Arc<Policy>] {
+        if !self.enabled {
+            return &[];
+        }
+        self.patterns.get(pattern).map_or(&self.default, |v| v)
     }
 
     /// Checks the account-keyed policies of a route for `account`. Handlers

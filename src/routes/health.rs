@@ -24,8 +24,9 @@ pub async fn live() -> Json<Health> {
 /// The readiness answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
-    /// `ok`, or `degraded` while a configured Redis is down: rate limits
-    /// and the back-off are then counted in this process alone.
+    /// `ok`, or `degraded` while a configured Redis is down (rate limits
+    /// and the back-off are then counted in this process alone) or the
+    /// gateway's upstream is.
     pub status: &'static str,
     pub checks: Checks,
 }
@@ -37,6 +38,10 @@ pub struct Checks {
     pub database: &'static str,
     /// `ok`, `down`, or `off` when no Redis is configured.
     pub redis: &'static str,
+    /// Gateway mode: `ok` while the upstream application accepts
+    /// connections, else `down` (Palisade's own routes still work: the
+    /// status is `degraded`); `off` without a gateway.
+    pub upstream: &'static str,
 }
 
 /// 200 when the database answers (`degraded` if Redis does not), else 503.
@@ -50,12 +55,22 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>> {
         .shared_limits
         .as_ref()
         .map_or("off", |store| store.state().as_str());
+    let upstream = match &state.gateway {
+        Some(gateway) if gateway.probe().await => "ok",
+        Some(_) => "down",
+        None => "off",
+    };
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await {
         Ok(Ok(())) => Ok(Json(Readiness {
-            status: if redis == "down" { "degraded" } else { "ok" },
+            status: if redis == "down" || upstream == "down" {
+                "degraded"
+            } else {
+                "ok"
+            },
             checks: Checks {
                 database: "ok",
                 redis,
+                upstream,
             },
         })),
         Ok(Err(e)) => {

@@ -9,6 +9,7 @@ pub mod data;
 pub mod docs;
 pub mod health;
 pub mod metrics;
+pub mod table;
 
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ use crate::tokens::routes as tokens;
 /// on the 404 fallback, and the hardened stack around it all.
 pub fn router(state: AppState) -> Router {
     let settings = Arc::clone(&state.settings);
-    let (api, mut openapi) = api().split_for_parts();
+    let (api, mut openapi) = api_with(settings.server.sample_routes).split_for_parts();
     docs::document_common_responses(&mut openapi);
     let mut app = api;
     if settings.server.docs {
@@ -39,15 +40,28 @@ pub fn router(state: AppState) -> Router {
     if settings.metrics.token.is_some() {
         app = app.route("/metrics", axum::routing::get(metrics::with_token));
     }
-    let mut app = app
-        .fallback(|| async { ApiError::NotFound })
-        .layer(from_fn_with_state(
-            Arc::clone(&state.limiter),
-            rate_limit::layer,
-        ));
+    // Gateway mode: a path none of these routes has goes to the gateway,
+    // which forwards it when a `gateway.routes` pattern matches (else 404).
+    let mut app = match &state.gateway {
+        Some(gateway) => app.fallback_service(
+            axum::routing::any(crate::gateway::fallback).with_state(Arc::clone(gateway)),
+        ),
+        None => app.fallback(|| async { ApiError::NotFound }),
+    }
+    .layer(from_fn_with_state(
+        Arc::clone(&state.limiter),
+        rate_limit::layer,
+    ));
     if settings.metrics.enabled() {
         // Outside the limiter, so its 429s are counted too.
         app = app.layer(axum::middleware::from_fn(crate::http::metrics::layer));
+    }
+    if let Some(gateway) = &state.gateway {
+        // Outside both: they find a gateway request's pattern by it.
+        app = app.layer(from_fn_with_state(
+            Arc::clone(gateway),
+            crate::gateway::label,
+        ));
     }
     let app = app.with_state(state);
     stack::apply(app, &settings)
@@ -55,10 +69,15 @@ pub fn router(state: AppState) -> Router {
 
 /// Every documented route.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+    api_with(true)
+}
+
+/// The documented routes, with or without the tutorials' samples
+/// (`server.sample_routes`).
+fn api_with(samples: bool) -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
-        .routes(routes!(data::get_data))
         .routes(routes!(register::register))
         .routes(routes!(tokens::token))
         .routes(routes!(tokens::login))
@@ -84,20 +103,34 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::regenerate_codes))
         .routes(routes!(crate::api_keys::create, crate::api_keys::list))
         .routes(routes!(crate::api_keys::delete))
-        .routes(routes!(ai::generate))
         .routes(routes!(admin_users::list_users))
         .routes(routes!(
             admin_users::get_user,
             admin_users::patch_user,
             admin_users::delete_user
         ))
-        .routes(routes!(audit_log::audit_log))
+        .routes(routes!(audit_log::audit_log));
+    if samples {
+        api.routes(routes!(data::get_data))
+            .routes(routes!(ai::generate))
+    } else {
+        api
+    }
 }
 
-/// `"METHOD /path"` of every route this server has, as the rate-limit
-/// route table names them.
+/// `"METHOD /path"` of every route this server can have, as the
+/// rate-limit route table names them.
 pub fn route_keys() -> Vec<String> {
-    let (_, openapi) = api().split_for_parts();
+    route_keys_of(true)
+}
+
+/// `"METHOD /path"` of the routes `settings` mount.
+pub fn mounted_route_keys(settings: &crate::settings::Settings) -> Vec<String> {
+    route_keys_of(settings.server.sample_routes)
+}
+
+fn route_keys_of(samples: bool) -> Vec<String> {
+    let (_, openapi) = api_with(samples).split_for_parts();
     let mut keys = Vec::new();
     for (path, item) in &openapi.paths.paths {
         let methods = [

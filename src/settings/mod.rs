@@ -13,6 +13,7 @@
 mod auth;
 mod cors;
 mod database;
+mod gateway;
 mod headers;
 mod mail;
 mod metrics;
@@ -33,6 +34,7 @@ mod warnings;
 pub use auth::{Argon2Settings, AuthSettings, JwtAlgorithm};
 pub use cors::{AllowedOrigins, CorsSettings};
 pub use database::DatabaseSettings;
+pub use gateway::{GatewayRoute, GatewaySettings, RouteAuth, RoutePattern};
 pub use headers::HeaderSettings;
 pub use mail::{MailSettings, SmtpSecurity, SmtpServer};
 pub use metrics::MetricsSettings;
@@ -61,6 +63,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub metrics: MetricsSettings,
     pub retention: RetentionSettings,
+    pub gateway: GatewaySettings,
     effective: Effective,
 }
 
@@ -117,6 +120,15 @@ impl Settings {
         let mail = MailSettings::read(r);
         let metrics = MetricsSettings::read(r);
         let retention = RetentionSettings::read(r);
+        let gateway = GatewaySettings::read(r);
+        if let (Some(gateway), Some(rate_limit)) = (&gateway, &rate_limit) {
+            let policies: Vec<(&str, bool)> = rate_limit
+                .policies
+                .iter()
+                .map(|(name, spec)| (name.as_str(), spec.key.account))
+                .collect();
+            gateway.check_policies(r, &policies);
+        }
         if let (Some(redis), Some(auth)) = (&redis, &auth)
             && redis.url.is_some()
             && auth.jwt_secret.is_none()
@@ -143,6 +155,7 @@ impl Settings {
             mail: mail?,
             metrics: metrics?,
             retention: retention?,
+            gateway: gateway?,
             effective: Effective::default(),
         })
     }

@@ -132,6 +132,21 @@ impl Reader {
             .collect()
     }
 
+    /// An array of tables, as written; the highest layer that sets it
+    /// replaces the lower ones whole.
+    pub(super) fn tables(&mut self, s: Setting) -> Vec<toml::Table> {
+        let Some(Value::Array(items)) = self.resolve(s, Kind::Tables).0 else {
+            return Vec::new();
+        };
+        items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::Table(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A secret given inline (`secret`) or read from a file (`file`), never
     /// both, even from different layers. A trailing newline in the file is
     /// ignored. `None` when neither is set.

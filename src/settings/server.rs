@@ -22,6 +22,9 @@ pub struct ServerSettings {
     pub forwarded_header: ForwardedHeader,
     pub ipv6_prefix: u8,
     pub docs: bool,
+    /// Serve the tutorials' sample endpoints (`GET /api/data`,
+    /// `POST /ai/generate`).
+    pub sample_routes: bool,
     /// Longest a new connection may take to deliver its first request's
     /// headers.
     pub header_read_timeout: Duration,
@@ -112,6 +115,10 @@ impl ServerSettings {
             docs: r.flag(
                 Setting::new("server.docs", "PALISADE_DOCS", "true")
                     .help("Serve `/openapi.json` and Swagger UI at `/docs`."),
+            )?,
+            sample_routes: r.flag(
+                Setting::new("server.sample_routes", "PALISADE_SAMPLE_ROUTES", "true")
+                    .help("Serve the tutorials' sample endpoints `GET /api/data` and `POST /ai/generate`. Turn them off in gateway mode to forward those paths to your application."),
             )?,
             header_read_timeout: r.duration(
                 Setting::new("server.header_read_timeout", "PALISADE_HEADER_READ_TIMEOUT", "10s")

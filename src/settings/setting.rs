@@ -21,6 +21,9 @@ pub(super) enum Kind {
     List,
     /// A table of strings; `key=value` pairs separated by `;` in the environment.
     Map,
+    /// An array of tables (`[[section.name]]`); a JSON array of objects in
+    /// the environment.
+    Tables,
 }
 
 impl Kind {
@@ -51,6 +54,13 @@ impl Kind {
                 }
                 Value::Table(map)
             }
+            Kind::Tables => {
+                let value: Value = serde_json::from_str(text).map_err(|_| self.expected())?;
+                if !self.fits(&value) {
+                    return Err(self.expected());
+                }
+                value
+            }
         })
     }
 
@@ -62,6 +72,7 @@ impl Kind {
             | (Kind::Bool, Value::Boolean(_)) => true,
             (Kind::List, Value::Array(items)) => items.iter().all(Value::is_str),
             (Kind::Map, Value::Table(map)) => map.values().all(Value::is_str),
+            (Kind::Tables, Value::Array(items)) => items.iter().all(Value::is_table),
             _ => false,
         }
     }
@@ -74,6 +85,7 @@ impl Kind {
             Kind::Bool => "true or false",
             Kind::List => "a list of strings",
             Kind::Map => "`key=value` pairs separated by `;`",
+            Kind::Tables => "an array of tables (in the environment, a JSON array of objects)",
         }
     }
 }

@@ -37,6 +37,17 @@ impl Settings {
         {
             out.push("auth.signing_key_publish_delay is shorter than auth.key_set_refresh plus the JWKS's 5-minute cache: after `palisade keys rotate`, a new key may sign before every instance or verifier knows it".into());
         }
+        if self.gateway.enabled() && self.gateway.read_timeout >= self.server.request_timeout {
+            out.push("gateway.read_timeout is not shorter than server.request_timeout: a slow upstream gets the generic 503 timeout instead of 504".into());
+        }
+        if let Some(upstream) = &self.gateway.upstream
+            && upstream.scheme() == "http"
+            && !is_loopback(upstream)
+        {
+            out.push(format!(
+                "gateway.upstream {upstream} is plain http to another host: identities and bodies cross the network unencrypted (use https, or keep the upstream on a private network)"
+            ));
+        }
         if self.server.docs {
             out.push(
                 "server.docs is on: /docs and /openapi.json describe the API to anyone".into(),
@@ -211,5 +222,15 @@ mod tests {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(!about_key(&load(true)));
         assert!(about_bind(&load(false)));
+    }
+}
+
+/// Whether `url`'s host is this machine.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }

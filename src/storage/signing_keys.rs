@@ -7,6 +7,8 @@ use sqlx::{AnyPool, Row};
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyRow {
     pub kid: String,
+    /// `access` or `identity` (`auth::signing::Purpose`).
+    pub purpose: String,
     pub alg: String,
     /// The public JWK as JSON text.
     pub public_jwk: String,
@@ -22,6 +24,7 @@ impl std::fmt::Debug for KeyRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRow")
             .field("kid", &self.kid)
+            .field("purpose", &self.purpose)
             .field("alg", &self.alg)
             .field("source", &self.source)
             .field("created_at", &self.created_at)
@@ -33,6 +36,7 @@ impl std::fmt::Debug for KeyRow {
 fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, sqlx::Error> {
     Ok(KeyRow {
         kid: r.try_get("kid")?,
+        purpose: r.try_get("purpose")?,
         alg: r.try_get("alg")?,
         public_jwk: r.try_get("public_jwk")?,
         private_key: r.try_get("private_key")?,
@@ -46,10 +50,11 @@ fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, sqlx::Error> {
 /// since a `kid` is the key's thumbprint).
 pub async fn insert(pool: &AnyPool, key: &KeyRow) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO signing_keys (kid, alg, public_jwk, private_key, source, created_at, active_from) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        "INSERT INTO signing_keys (kid, purpose, alg, public_jwk, private_key, source, created_at, active_from) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(&key.kid)
+    .bind(&key.purpose)
     .bind(&key.alg)
     .bind(&key.public_jwk)
     .bind(&key.private_key)
@@ -61,12 +66,13 @@ pub async fn insert(pool: &AnyPool, key: &KeyRow) -> Result<bool, sqlx::Error> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Every key of `alg`, oldest activation first.
-pub async fn list(pool: &AnyPool, alg: &str) -> Result<Vec<KeyRow>, sqlx::Error> {
+/// Every key of the set of `purpose` and `alg`, oldest activation first.
+pub async fn list(pool: &AnyPool, purpose: &str, alg: &str) -> Result<Vec<KeyRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT kid, alg, public_jwk, private_key, source, created_at, active_from \
-         FROM signing_keys WHERE alg = $1 ORDER BY active_from, kid",
+        "SELECT kid, purpose, alg, public_jwk, private_key, source, created_at, active_from \
+         FROM signing_keys WHERE purpose = $1 AND alg = $2 ORDER BY active_from, kid",
     )
+    .bind(purpose)
     .bind(alg)
     .fetch_all(pool)
     .await?;

@@ -68,6 +68,8 @@ pub const DB_CONNECTIONS: &str = "palisade_db_pool_connections";
 pub const REDIS_UP: &str = "palisade_redis_up";
 pub const REDIS_FALLBACKS: &str = "palisade_redis_fallbacks_total";
 pub const MAILS: &str = "palisade_mail_total";
+pub const GATEWAY_UPSTREAM_ERRORS: &str = "palisade_gateway_upstream_errors_total";
+pub const GATEWAY_UPSTREAM_DURATION: &str = "palisade_gateway_upstream_duration_seconds";
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -79,6 +81,15 @@ fn describe() {
         REQUEST_DURATION,
         Unit::Seconds,
         "Time to answer, by route template and method."
+    );
+    describe_counter!(
+        GATEWAY_UPSTREAM_ERRORS,
+        "Gateway requests the upstream did not answer, by route pattern and kind (connect, connect_timeout, timeout, protocol)."
+    );
+    describe_histogram!(
+        GATEWAY_UPSTREAM_DURATION,
+        Unit::Seconds,
+        "Time from forwarding a gateway request to the upstream's response head, by route pattern."
     );
     describe_counter!(
         RATE_LIMIT_REFUSALS,

@@ -23,22 +23,27 @@ pub const CACHE_CONTROL: &str = "public, max-age=300";
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Jwks {
     /// The public keys (`kty`, `crv`, `x`, `y` for P-256, `kid`, `alg`,
-    /// `use`); never a private member. Empty with HS256.
+    /// `use`); never a private member. Empty with HS256 unless the
+    /// gateway's identity keys are published.
     #[schema(value_type = Vec<Object>)]
     pub keys: Vec<Value>,
 }
 
 /// The public keys that may verify a live access token: the current
 /// signing key, a rotated-in key before it signs, and retired keys until
-/// every token they signed has expired. Empty with HS256.
+/// every token they signed has expired (none with HS256); in gateway mode
+/// also the Ed25519 keys of the identities sent to the upstream.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "The key set (RFC 7517)", body = Jwks)))]
 pub async fn jwks(State(state): State<AuthState>) -> Response {
+    let now = crate::storage::now_ms();
     let keys = state
         .tokens
         .key_set()
-        .map(|set| set.jwks(crate::storage::now_ms()))
-        .unwrap_or_default();
+        .into_iter()
+        .chain(&state.identity_keys)
+        .flat_map(|set| set.jwks(now))
+        .collect();
     cached(Json(Jwks { keys }))
 }
 

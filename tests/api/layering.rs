@@ -33,7 +33,7 @@ pub const LAYERS: &[&[&str]] = &[
     // audit, and the narrow states features reach through `FromRef`.
     &["auth"],
     // Features: each owns its routes and talks to storage and auth.
-    &["accounts", "tokens", "admin", "mfa", "api_keys"],
+    &["accounts", "tokens", "admin", "mfa", "api_keys", "gateway"],
     // The assembly: the whole state, the route table and router, the
     // server, the command line.
     &["state"],

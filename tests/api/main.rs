@@ -15,6 +15,7 @@ mod database;
 mod docs;
 mod errors;
 mod faults;
+mod gateway;
 mod generated_client;
 mod headers;
 mod helpers;

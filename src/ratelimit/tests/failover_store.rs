@@ -195,7 +195,9 @@ async fn the_fallback_indexes_policies_as_the_limiter_does() {
         max_keys: 1_000,
         sweep_interval: Duration::from_secs(30),
     };
-    let limiter = RateLimiter::from_settings(&settings, &["POST /x".to_owned()]).unwrap();
+    let limiter =
+        RateLimiter::from_settings(&settings, &Default::default(), &["POST /x".to_owned()])
+            .unwrap();
     let fallback = fallback_for(&settings);
     for (route, budget) in [(Some("/x"), 5), (None, 1)] {
         let policies = limiter.policies_for(&Method::POST, route);

@@ -1,0 +1,212 @@
+//! The headers of a forwarded request and of the upstream's answer, and
+//! the paths the gateway refuses to forward.
+//!
+//! Requests: hop-by-hop headers (RFC 9110 §7.6.1, and any named in
+//! `Connection`) are removed, except the `Upgrade` handshake on a
+//! WebSocket route; so are the client's `Forwarded`, `X-Forwarded-*` and
+//! `X-Real-IP` (Palisade sets `X-Forwarded-For`, `-Proto` and `-Host`
+//! from what it trusts itself), and `Authorization` unless
+//! `gateway.forward_authorization` is on. `X-Request-Id` (set by the
+//! stack) carries Palisade's request id.
+//!
+//! Answers: hop-by-hop headers, `Server` and `X-Powered-By` are removed,
+//! and so is any `Access-Control-*` header: CORS is Palisade's allowlist,
+//! an upstream cannot widen it.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Headers that describe one connection, not the message (RFC 9110
+/// §7.6.1, and the older `Keep-Alive` and `Proxy-Connection`).
+fn hop_by_hop() -> [&'static HeaderName; 9] {
+    [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::PROXY_AUTHENTICATE,
+        &header::PROXY_AUTHORIZATION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ]
+}
+
+/// Removes the hop-by-hop headers, those `Connection` names included.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(hop_by_hop()) {
+        headers.remove(name);
+    }
+}
+
+/// Whether the request asks to switch to WebSocket (RFC 6455 §4.1).
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has_token = |name: &HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has_token(&header::CONNECTION, "upgrade") && has_token(&header::UPGRADE, "websocket")
+}
+
+/// What Palisade itself knows of the client, for the `X-Forwarded-*`
+/// headers.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    pub client: Option<IpAddr>,
+    /// `https` or `http`.
+    pub proto: &'static str,
+    pub host: Option<&'a HeaderValue>,
+}
+
+/// Rewrites a request's headers for the upstream.
+pub fn request(
+    headers: &mut HeaderMap,
+    origin: &Origin<'_>,
+    websocket: bool,
+    forward_authorization: bool,
+) {
+    remove_hop_by_hop(headers);
+    if websocket {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+    for name in [
+        &header::FORWARDED,
+        &X_FORWARDED_FOR,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("x-real-ip");
+    if !forward_authorization {
+        headers.remove(header::AUTHORIZATION);
+    }
+    if let Some(ip) = origin.client
+        && let Ok(value) = HeaderValue::from_str(&ip.to_string())
+    {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(origin.proto),
+    );
+    if let Some(host) = origin.host {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+}
+
+/// Rewrites the upstream's answer headers for the client. A `101` keeps
+/// its `Connection` and `Upgrade`.
+pub fn response(headers: &mut HeaderMap, switching: bool) {
+    let upgrade = switching.then(|| {
+        (
+            headers.get(header::CONNECTION).cloned(),
+            headers.get(header::UPGRADE).cloned(),
+        )
+    });
+    remove_hop_by_hop(headers);
+    headers.remove(header::SERVER);
+    headers.remove("x-powered-by");
+    let cors: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in cors {
+        headers.remove(&name);
+    }
+    if let Some((connection, upgrade)) = upgrade {
+        if let Some(v) = connection {
+            headers.insert(header::CONNECTION, v);
+        }
+        if let Some(v) = upgrade {
+            headers.insert(header::UPGRADE, v);
+        }
+    }
+}
+
+/// Why a path is not forwarded: a `.` or `..` segment, an empty segment,
+/// a backslash, or an encoded `/`, `\` or `.` where the upstream may
+/// decode it. Such paths can mean one thing to the route table and
+/// another to the upstream (`/public/../admin`), so they are refused.
+pub fn unsafe_path(path: &str) -> Option<&'static str> {
+    if path.contains('\\') {
+        return Some("a backslash");
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%5c", "%2e", "%00"]
+        .iter()
+        .any(|enc| lower.contains(enc))
+    {
+        return Some("an encoded `/`, `\\`, `.` or NUL");
+    }
+    if path.len() > 1 && path[1..].split('/').any(|s| s == "." || s == "..") {
+        return Some("a `.` or `..` segment");
+    }
+    if path.contains("//") {
+        return Some("an empty segment (`//`)");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_could_change_meaning_upstream_are_refused() {
+        for bad in [
+            "/public/../admin",
+            "/public/./x",
+            "/public/..",
+            "/public/%2e%2e/admin",
+            "/public/%2E./admin",
+            "/public/..%2fadmin",
+            "/public/x%2Fy",
+            "/public\\..\\admin",
+            "//admin",
+            "/public//x",
+            "/a%00b",
+        ] {
+            assert!(unsafe_path(bad).is_some(), "{bad}");
+        }
+        for good in ["/", "/public/x", "/a.b/c..d/.e", "/x%20y", "/app/"] {
+            assert_eq!(unsafe_path(good), None, "{good}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::ACCEPT));
+    }
+}

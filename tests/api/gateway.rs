@@ -1,0 +1,770 @@
+//! Gateway mode (docs/gateway.md) in front of a real application: the
+//! FastAPI example in `examples/fastapi-upstream`, run by uvicorn on its
+//! own port. The application counts every request it sees (`/_count`),
+//! so each refusal is checked to have stopped at Palisade; it verifies
+//! `X-Palisade-Identity` against Palisade's JWKS with PyJWT, so every
+//! identity it reports is one Palisade signed for it.
+
+use std::io::{Read as _, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, bounded, output_of, problem, spawn_app};
+
+/// The application's python (its venv, made once).
+fn python() -> String {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/fastapi-upstream/setup.sh"
+    );
+    let out = Command::new("bash").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "the FastAPI example's venv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The FastAPI application under uvicorn; stopped when dropped.
+struct Upstream {
+    port: u16,
+    child: Option<Child>,
+    palisade: String,
+    issuer: String,
+    client: reqwest::Client,
+}
+
+impl Upstream {
+    /// Starts the application on `port`, trusting the Palisade at
+    /// `palisade` (`http://127.0.0.1:PORT`) whose `auth.issuer` is
+    /// `issuer`.
+    async fn start(port: u16, palisade: &str, issuer: &str) -> Self {
+        let mut upstream = Self {
+            port,
+            child: None,
+            palisade: palisade.to_owned(),
+            issuer: issuer.to_owned(),
+            client: reqwest::Client::new(),
+        };
+        upstream.run().await;
+        upstream
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new(python())
+            .args(["-m", "uvicorn", "app:app", "--app-dir"])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/fastapi-upstream"
+            ))
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--log-level", "warning"])
+            .env(
+                "PALISADE_JWKS_URL",
+                format!("{}/.well-known/jwks.json", self.palisade),
+            )
+            .env("PALISADE_ISSUER", &self.issuer)
+            .env("UPSTREAM_AUDIENCE", self.base())
+            // Key rotations in the tests are seen at once.
+            .env("PALISADE_JWKS_REFRESH_COOLDOWN", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = self
+                .client
+                .get(format!("{}/health", self.base()))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the FastAPI application did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// How many requests the application has seen on `path`.
+    async fn seen(&self, path: &str) -> u64 {
+        let counts: Value = self
+            .client
+            .get(format!("{}/_count", self.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        counts["paths"][path].as_u64().unwrap_or(0)
+    }
+
+    async fn total(&self) -> u64 {
+        let counts: Value = self
+            .client
+            .get(format!("{}/_count", self.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        counts["total"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The route table of these tests, as `PALISADE_GATEWAY_ROUTES` JSON.
+fn routes() -> String {
+    json!([
+        {"path": "/public/*", "auth": "none"},
+        {"path": "/api/data", "auth": "required", "limit": "data"},
+        {"path": "/ai/generate", "auth": "required", "scope": "ai:generate", "limit": "ai"},
+        {"path": "/admin/*", "auth": "required", "role": "admin"},
+        {"path": "/whoami", "auth": "optional"},
+        {"path": "/own-headers", "auth": "none"},
+        {"path": "/upload", "auth": "required"},
+        {"path": "/download", "auth": "none"},
+        {"path": "/slow", "auth": "none"},
+        {"path": "/ws/*", "auth": "optional", "websocket": true},
+    ])
+    .to_string()
+}
+
+/// Palisade in gateway mode in front of the application.
+async fn gateway(extra: &[(&str, &str)]) -> (TestApp, Upstream) {
+    let port = free_port();
+    let upstream_url = format!("http://127.0.0.1:{port}");
+    let routes = routes();
+    let mut env = vec![
+        // The application's /api/data and /ai/generate, not Palisade's.
+        ("PALISADE_SAMPLE_ROUTES", "false"),
+        ("PALISADE_GATEWAY_UPSTREAM", upstream_url.as_str()),
+        ("PALISADE_GATEWAY_ROUTES", routes.as_str()),
+        ("PALISADE_METRICS_TOKEN", METRICS_TOKEN),
+    ];
+    env.extend_from_slice(extra);
+    let app = spawn_app(&env).await;
+    let issuer = app.state.settings.auth.issuer.clone();
+    let upstream = Upstream::start(port, &app.url(""), &issuer).await;
+    (app, upstream)
+}
+
+const METRICS_TOKEN: &str = "a-metrics-token-of-at-least-thirty-two-bytes";
+
+async fn get(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+async fn make_admin(app: &TestApp, username: &str) -> String {
+    let user = app.register(username).await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+        .bind(user["id"].as_str().unwrap())
+        .execute(app.db())
+        .await
+        .unwrap();
+    app.login(username).await.access_token
+}
+
+async fn api_key(app: &TestApp, token: &str, scopes: &[&str]) -> String {
+    let response = app
+        .client
+        .post(app.url("/api-keys"))
+        .bearer_auth(token)
+        .json(&json!({"name": "gw", "scopes": scopes}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["key"].as_str().unwrap().to_owned()
+}
+
+/// One raw HTTP/1.1 request, for targets an HTTP client would normalise;
+/// the status code.
+fn raw_status(app: &TestApp, target: &str) -> u16 {
+    let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_forwards_only_what_its_route_table_allows_and_who_is_calling() {
+    let (app, upstream) = gateway(&[]).await;
+
+    // Anonymous on a required route: Palisade's 401; the application
+    // never saw it.
+    let response = get(&app, "/api/data", None).await;
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap()),
+        Some("Bearer"),
+        "{response:?}"
+    );
+    problem(response, 401).await;
+    let response = get(&app, "/api/data", Some("not.a.token")).await;
+    problem(response, 401).await;
+    assert_eq!(upstream.seen("/api/data").await, 0);
+
+    // Deny by default: no pattern, no forwarding. Palisade's own routes
+    // answer first.
+    let before = upstream.total().await;
+    problem(get(&app, "/nothing/here", None).await, 404).await;
+    assert_eq!(get(&app, "/health/live", None).await.status(), 200);
+    // Paths that could mean something else to the application.
+    for target in [
+        "/public/%2e%2e/admin/users",
+        "/public/..%2Fadmin/users",
+        "/public/../admin/users",
+        "/public//x",
+    ] {
+        assert_eq!(raw_status(&app, target), 400, "{target}");
+    }
+    assert_eq!(
+        upstream.total().await,
+        before,
+        "refused requests reached the application"
+    );
+
+    // An anonymous route passes, with the upstream's banners removed and
+    // Palisade's security headers added.
+    let response = get(&app, "/public/hello", None).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("server").is_none());
+    assert!(response.headers().get("x-powered-by").is_none());
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    assert_eq!(response.json::<Value>().await.unwrap()["hello"], "world");
+    // The application's own security headers are kept.
+    let response = get(&app, "/own-headers", None).await;
+    assert_eq!(response.headers()["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        "default-src 'self'"
+    );
+
+    // Signed in: the application verified the identity with the JWKS.
+    let user = app.register("gwuser").await;
+    let token = app.login("gwuser").await.access_token;
+    let response = get(&app, "/api/data", Some(&token)).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("ratelimit").is_some());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"], "gwuser");
+    assert_eq!(body["data"], "limited");
+
+    // Spoofed identity headers never reach the application, anonymous
+    // or signed in; the client's Authorization is not forwarded either.
+    let spoofed = |request: reqwest::RequestBuilder| {
+        request
+            .header("X-Palisade-User-Id", "someone-else")
+            .header("X-Palisade-Role", "super_admin")
+            .header("X-Palisade-Identity", "forged")
+            .header("X-Forwarded-For", "203.0.113.9")
+    };
+    let seen: Value = spoofed(app.client.get(app.url("/whoami")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["identity"], Value::Null, "{seen}");
+    let names: Vec<&String> = seen["headers"].as_object().unwrap().keys().collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("x-palisade-")),
+        "{names:?}"
+    );
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    let response = spoofed(app.client.get(app.url("/whoami")).bearer_auth(&token))
+        .send()
+        .await
+        .unwrap();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let seen: Value = response.json().await.unwrap();
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-palisade-user-id"], user["id"], "{seen}");
+    assert_eq!(headers["x-palisade-role"], "user");
+    assert_eq!(headers["x-palisade-username"], "gwuser");
+    assert_eq!(headers["x-palisade-auth-method"], "pwd");
+    assert_eq!(seen["identity"]["sub"], user["id"]);
+    assert_eq!(seen["identity"]["htu"], "/whoami");
+    assert_eq!(seen["identity_headers_agree"], true);
+    assert!(headers.get("authorization").is_none(), "{seen}");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-request-id"], request_id.as_str());
+    assert!(headers.get("x-forwarded-host").is_some());
+
+    // The identity key is in the JWKS (HS256 access tokens publish none
+    // of their own), and the identity token names it.
+    let jwks: Value = get(&app, "/.well-known/jwks.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    assert_eq!(keys[0]["crv"], "Ed25519");
+    assert!(keys[0].get("d").is_none());
+
+    // Role: a user is refused /admin/* before the application.
+    problem(get(&app, "/admin/users", Some(&token)).await, 403).await;
+    assert_eq!(upstream.seen("/admin/users").await, 0);
+    let admin = make_admin(&app, "gwadmin").await;
+    let response = get(&app, "/admin/users", Some(&admin)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["seen_by"],
+        "gwadmin"
+    );
+
+    // Scopes: a key works only where the route names a scope it has.
+    let data_key = api_key(&app, &token, &["data:read"]).await;
+    let ai_key = api_key(&app, &token, &["ai:generate"]).await;
+    let generate = |key: &str| {
+        app.client
+            .post(app.url("/ai/generate"))
+            .bearer_auth(key)
+            .json(&json!({"prompt": "hello"}))
+            .send()
+    };
+    problem(generate(&data_key).await.unwrap(), 403).await;
+    problem(get(&app, "/api/data", Some(&ai_key)).await, 403).await;
+    assert_eq!(upstream.seen("/ai/generate").await, 0);
+    let response = generate(&ai_key).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["output"],
+        "echo: hello"
+    );
+    let seen: Value = app
+        .client
+        .get(app.url("/whoami"))
+        .bearer_auth(&ai_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // `/whoami` names no scope: the key is refused there.
+    assert_eq!(seen["status"], 403, "{seen}");
+    // The application's own 4xx answers pass unchanged.
+    let response = app
+        .client
+        .post(app.url("/ai/generate"))
+        .bearer_auth(&token)
+        .json(&json!({"prompt": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    assert!(response.json::<Value>().await.unwrap()["detail"].is_array());
+
+    // Per-route limits: `data` is 10 a minute per address, with the IETF
+    // fields; the 11th request stops at Palisade.
+    let before = upstream.seen("/api/data").await;
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let response = get(&app, "/api/data", Some(&token)).await;
+        if response.status() == 429 {
+            assert!(response.headers().get("retry-after").is_some());
+            assert!(
+                response.headers()["ratelimit-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("\"data\"")
+            );
+        }
+        statuses.push(response.status().as_u16());
+    }
+    // Four requests went before this loop, and count: the limit runs
+    // before authentication, so refused ones (two 401s, the key's 403)
+    // spend the budget too.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        6,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429));
+    assert_eq!(upstream.seen("/api/data").await, before + 6);
+
+    // Readiness names the upstream; metrics label by pattern, never by
+    // the path a client sent.
+    let ready: Value = get(&app, "/health/ready", None).await.json().await.unwrap();
+    assert_eq!(ready["checks"]["upstream"], "ok");
+    assert_eq!(ready["status"], "ok");
+    let metrics = get(&app, "/metrics", Some(METRICS_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("route=\"/public/*\""), "{metrics}");
+    assert!(metrics.contains("route=\"/api/data\""));
+    assert!(metrics.contains("palisade_gateway_upstream_duration_seconds"));
+    assert!(!metrics.contains("/public/hello"));
+    assert!(!metrics.contains("/nothing/here"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_bounds_bodies_and_time_passes_websockets_and_survives_its_upstream() {
+    let (app, mut upstream) = gateway(&[
+        ("PALISADE_BODY_LIMIT", "65536"),
+        ("PALISADE_GATEWAY_READ_TIMEOUT", "1s"),
+    ])
+    .await;
+    app.register("gwbody").await;
+    let token = app.login("gwbody").await.access_token;
+
+    // A body under the limit streams through; one over it is 413 before
+    // the application, whether its length is declared or not.
+    let upload = |body: reqwest::Body| {
+        app.client
+            .post(app.url("/upload"))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+    };
+    let response = upload(vec![b'x'; 60_000].into()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["bytes"], 60_000);
+    problem(upload(vec![b'x'; 70_000].into()).await.unwrap(), 413).await;
+    assert_eq!(upstream.seen("/upload").await, 1);
+    let chunks = futures_util::stream::iter(
+        (0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 8192]))),
+    );
+    let response = upload(reqwest::Body::wrap_stream(chunks)).await.unwrap();
+    assert_eq!(response.status(), 413);
+
+    // A slow application: 504 after the read timeout, not a hang.
+    let started = Instant::now();
+    let response = get(&app, "/slow?seconds=5", None).await;
+    let waited = started.elapsed();
+    let body = problem(response, 504).await;
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1"));
+    // Fast enough: answered.
+    assert_eq!(get(&app, "/slow?seconds=0.1", None).await.status(), 200);
+
+    // WebSocket through a route that allows it, with the identity.
+    let ws = |path: &str, token: &str| {
+        let mut command = bounded(20, &python());
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/gateway/ws_client.py"
+            ))
+            .arg(format!("ws://{}{path}", app.addr))
+            .arg(token)
+            .args(["ping", "pong"]);
+        output_of(command)
+    };
+    let out = ws("/ws/echo", &token).await;
+    let lines = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        ["{\"hello\":\"gwbody\"}", "ping", "pong"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An invalid token is refused at the handshake, by Palisade.
+    let out = ws("/ws/echo", "not.a.token").await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "refused 401");
+    // A route without `websocket = true` refuses the upgrade.
+    let response = app
+        .client
+        .get(app.url("/whoami"))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    problem(response, 403).await;
+
+    // The application stops: 502 at once, Palisade's own routes and
+    // readiness (degraded) still answer; it comes back: forwarded again.
+    upstream.stop();
+    let started = Instant::now();
+    let body = problem(get(&app, "/public/hello", None).await, 502).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(!body["detail"].as_str().unwrap().contains("refused"));
+    let ready: Value = get(&app, "/health/ready", None).await.json().await.unwrap();
+    assert_eq!(ready["status"], "degraded");
+    assert_eq!(ready["checks"]["upstream"], "down");
+    assert_eq!(app.get_profile(&token).await.status(), 200);
+    upstream.run().await;
+    assert_eq!(get(&app, "/public/hello", None).await.status(), 200);
+    let ready: Value = get(&app, "/health/ready", None).await.json().await.unwrap();
+    assert_eq!(ready["checks"]["upstream"], "ok");
+}
+
+/// A child process, stopped when dropped (also when the test fails).
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The resident and peak memory of process `pid`, in KiB (`VmRSS`,
+/// `VmHWM` from /proc).
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mib_download_streams_through_the_binary_with_flat_memory() {
+    crate::helpers::install_crypto();
+    // The real binary in its own process, so its memory is its own.
+    let dir = tempfile::tempdir().unwrap();
+    let (port, upstream_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let upstream_url = format!("http://127.0.0.1:{upstream_port}");
+    let routes = json!([{"path": "/download", "auth": "none"}]).to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_palisade"));
+    command
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_clear()
+        .env("PALISADE_LOG_LEVEL", "warn")
+        .env("PALISADE_GATEWAY_UPSTREAM", &upstream_url)
+        .env("PALISADE_GATEWAY_ROUTES", &routes)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    // The download touches no table: the embedded database serves in
+    // the PostgreSQL run too.
+    let palisade = Stopped(command.spawn().unwrap());
+    let pid = palisade.0.id();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "palisade did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let upstream = Upstream::start(upstream_port, &base, "palisade").await;
+    // Warm the connection pool and the allocator, then measure.
+    let small = client
+        .get(format!("{base}/download?size=1048576"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.bytes().await.unwrap().len(), 1_048_576);
+    let (before, _) = memory_kib(pid);
+
+    const SIZE: u64 = 200 * 1024 * 1024;
+    let response = client
+        .get(format!("{base}/download?size={SIZE}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.content_length(), Some(SIZE));
+    let mut stream = response.bytes_stream();
+    let mut received = 0u64;
+    let mut peak_rss = before;
+    let mut chunks = 0u64;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        received += chunk.unwrap().len() as u64;
+        chunks += 1;
+        if chunks.is_multiple_of(256) {
+            peak_rss = peak_rss.max(memory_kib(pid).0);
+        }
+    }
+    assert_eq!(received, SIZE);
+    let (_, hwm) = memory_kib(pid);
+    drop(upstream);
+    drop(palisade);
+    // Buffering the body whole would add 200 MiB; streaming adds a few
+    // buffers. 32 MiB leaves room for the allocator and the runtime.
+    let grew = peak_rss.max(hwm).saturating_sub(before);
+    eprintln!("RSS before {before} KiB, peak during {peak_rss} KiB, high-water {hwm} KiB");
+    assert!(
+        grew < 32 * 1024,
+        "memory grew by {grew} KiB while streaming {SIZE} bytes"
+    );
+}
+
+/// `palisade check-config` with `routes` as the table.
+fn check_config(routes: &Value, extra: &[(&str, &str)]) -> std::process::Output {
+    palisade(&["check-config"], routes, extra)
+}
+
+/// `palisade ARGS` with `routes` as the gateway's table, bounded in time.
+fn palisade(args: &[&str], routes: &Value, extra: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = routes.to_string();
+    bounded(20, env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_clear()
+        .env("PALISADE_GATEWAY_UPSTREAM", "http://127.0.0.1:9")
+        .env("PALISADE_GATEWAY_ROUTES", routes)
+        .envs(extra.iter().copied())
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_prints_the_route_table_and_refuses_every_problem_in_it() {
+    let out = check_config(
+        &json!([
+            {"path": "/app/*", "auth": "required", "role": "editor", "limit": "data"},
+            {"path": "/app/health", "auth": "none"},
+            {"path": "/auth/*", "auth": "none"},
+        ]),
+        &[],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("# Gateway: http://127.0.0.1:9/"),
+        "{stdout}"
+    );
+    let table: Vec<&str> = stdout.lines().filter(|l| l.starts_with("#   /")).collect();
+    assert_eq!(table.len(), 3, "{stdout}");
+    // Exact patterns first, then the longest prefix.
+    assert!(table[0].contains("/app/health"), "{table:?}");
+    assert!(
+        table[1].contains("/auth/*") && table[2].contains("/app/*"),
+        "{table:?}"
+    );
+    assert!(table[2].contains("role=editor") && table[2].contains("limit=data"));
+    // A prefix over Palisade's own routes: allowed, with a warning.
+    assert!(
+        stderr.contains("/auth/* also covers Palisade's own"),
+        "{stderr}"
+    );
+
+    // Every problem at once.
+    let out = check_config(
+        &json!([
+            {"path": "app", "auth": "required"},
+            {"path": "/x", "auth": "maybe"},
+            {"path": "/y", "auth": "required", "limit": "nope"},
+            {"path": "/z", "auth": "required", "limit": "mail"},
+            {"path": "/w", "auth": "none", "role": "admin"},
+            {"path": "/v", "auth": "required", "colour": "red"},
+            {"path": "/u", "auth": "none"},
+            {"path": "/u", "auth": "none"},
+        ]),
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "\"app\" must start with `/`",
+        "`auth` is \"maybe\"",
+        "\"nope\" is not a rate-limit policy",
+        "\"mail\" is keyed per account",
+        "cannot ask for a role or a scope",
+        "unknown key \"colour\"",
+        "/u is listed twice",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+
+    // An exact pattern Palisade's own route always answers.
+    let out = check_config(&json!([{"path": "/api/data", "auth": "required"}]), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("can never match"), "{stderr}");
+    // `serve` refuses it too.
+    let out = palisade(
+        &["serve", "--bind", "127.0.0.1:0"],
+        &json!([{"path": "/api/data", "auth": "required"}]),
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("can never match"), "{stderr}");
+    // Not with the samples off.
+    let out = check_config(
+        &json!([{"path": "/api/data", "auth": "required"}]),
+        &[("PALISADE_SAMPLE_ROUTES", "false")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
