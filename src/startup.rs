@@ -58,6 +58,10 @@ struct Tls {
 /// Builds the shared state: database (migrated), keys, hashing pool,
 /// limiter. Used by `serve` and by the operator commands.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let shadowed = routes::table::gateway_shadowed(&settings);
+    if !shadowed.is_empty() {
+        anyhow::bail!(shadowed.join("; "));
+    }
     let secret = signing_secret(&settings)?;
     let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
     db.migrate().await?;
@@ -71,10 +75,6 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     } else {
         Arc::new(AccessTokens::new(&secret, &settings.auth))
     };
-    let shadowed = routes::table::gateway_shadowed(&settings);
-    if !shadowed.is_empty() {
-        anyhow::bail!(shadowed.join("; "));
-    }
     let limiter = RateLimiter::from_settings(
         &settings.rate_limit,
         &settings.gateway,
@@ -87,7 +87,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     // User-keyed limits count the `sub` of a verified token whose session
     // is live (session cache or database): an ended session's token is
     // limited by its address instead. Only requests on routes with a
-    // user-keyed policy ask. An API key is counted as itself.
+    // user-keyed policy ask. An API key that exists is counted as itself.
     let sessions = session_cache(&settings, &db)?;
     let authn = Authn {
         db: db.clone(),
@@ -100,10 +100,13 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         Box::pin(async move {
             let token = token?;
             if crate::auth::api_key::is_api_key(&token) {
-                // Per key, by its digest (no database read here: a made-up
-                // key is refused by its route anyway).
-                let digest = crate::auth::refresh::hash(&token);
-                return Some(format!("key:{}", &digest[..32]));
+                // Per key, once the key is known to exist: made-up keys
+                // (a fresh one per request would be a fresh budget) are
+                // counted by their address instead.
+                return crate::auth::api_key::by_key(&authn, &token)
+                    .await
+                    .ok()
+                    .map(|(key, _)| format!("key:{}", key.id));
             }
             authenticate(&authn, &token)
                 .await

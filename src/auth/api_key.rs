@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 
-use super::extractor::{EnrollingUser, MalformedAuthorization, bearer};
+use super::extractor::{EnrollingUser, bearer_token, no_credentials};
 use super::{AuthUser, Authn, refresh};
 pub use crate::domain::Scope;
 use crate::domain::User;
@@ -86,19 +86,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
-        let token = match bearer(&parts.headers) {
-            Ok(Some(token)) => token.to_owned(),
-            Ok(None) => {
-                return Err(ApiError::Unauthorized {
-                    invalid_token: false,
-                });
-            }
-            Err(MalformedAuthorization) => {
-                return Err(ApiError::Unauthorized {
-                    invalid_token: true,
-                });
-            }
-        };
+        let token = bearer_token(&parts.headers)?
+            .ok_or_else(no_credentials)?
+            .to_owned();
         let min = S::SCOPE.min_role();
         if !is_api_key(&token) {
             let caller = if S::ENROLLING {

@@ -48,6 +48,21 @@ pub fn bearer(parts: &http::HeaderMap) -> Result<Option<&str>, MalformedAuthoriz
     Ok(Some(token.trim()))
 }
 
+/// The bearer token of a request: `None` without one, 401
+/// (`invalid_token`) when `Authorization` is not `Bearer <token>`.
+pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    bearer(headers).map_err(|MalformedAuthorization| ApiError::Unauthorized {
+        invalid_token: true,
+    })
+}
+
+/// 401 without `invalid_token`: no credentials were sent.
+pub fn no_credentials() -> ApiError {
+    ApiError::Unauthorized {
+        invalid_token: false,
+    }
+}
+
 impl<S> FromRequestParts<S> for AuthUser
 where
     S: Send + Sync,
@@ -75,22 +90,8 @@ where
     #[tracing::instrument(skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Authn::from_ref(state);
-        let token = match bearer(&parts.headers) {
-            Ok(Some(token)) => {
-                super::api_key::refuse_key(token)?;
-                token
-            }
-            Ok(None) => {
-                return Err(ApiError::Unauthorized {
-                    invalid_token: false,
-                });
-            }
-            Err(MalformedAuthorization) => {
-                return Err(ApiError::Unauthorized {
-                    invalid_token: true,
-                });
-            }
-        };
+        let token = bearer_token(&parts.headers)?.ok_or_else(no_credentials)?;
+        super::api_key::refuse_key(token)?;
         authenticate(&state, token).await.map(EnrollingUser)
     }
 }

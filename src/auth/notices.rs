@@ -187,25 +187,26 @@ pub fn notify(state: &AuthState, user: &User, notice: &Notice) {
 
 /// Records a login of `user` from where `ctx` says and, if that device
 /// and network were not seen for 90 days (and the user has logged in
-/// before), mails a notice. Runs beside the request: a failure only loses
-/// the notice.
-pub fn after_login(state: &AuthState, user: &User, ctx: &RequestContext) {
-    let state = state.clone();
-    let user = user.clone();
-    let ip = ctx.ip.clone();
-    let user_agent = ctx.user_agent.clone();
-    tokio::spawn(async move {
-        let device = device_key(ip.as_deref(), user_agent.as_deref());
-        let now = storage::now_ms();
-        let window = storage::ms(DEVICE_MEMORY);
-        match devices::record(state.db.pool(), &user.id, &device, now, window).await {
-            Ok(devices::Seen::New) => {
-                notify(&state, &user, &Notice::NewDevice { ip, user_agent });
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not record the login's device"),
+/// before), mails a notice (queued: the mail goes out beside the
+/// request). The device is recorded before the login answers, so a
+/// client's next login always finds it: recorded beside the request, two
+/// quick logins could be recorded in the wrong order and the first one
+/// reported as the new device. A failure only loses the notice.
+pub async fn after_login(state: &AuthState, user: &User, ctx: &RequestContext) {
+    let device = device_key(ctx.ip.as_deref(), ctx.user_agent.as_deref());
+    let now = storage::now_ms();
+    let window = storage::ms(DEVICE_MEMORY);
+    match devices::record(state.db.pool(), &user.id, &device, now, window).await {
+        Ok(devices::Seen::New) => {
+            let notice = Notice::NewDevice {
+                ip: ctx.ip.clone(),
+                user_agent: ctx.user_agent.clone(),
+            };
+            notify(state, user, &notice);
         }
-    });
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not record the login's device"),
+    }
 }
 
 /// A device: the user agent and the client's network (/24 of IPv4, /56

@@ -15,7 +15,7 @@ use http::HeaderMap;
 
 use crate::auth::Authn;
 use crate::auth::api_key::{self, by_key};
-use crate::auth::extractor::{MalformedAuthorization, authenticate, bearer};
+use crate::auth::extractor::{authenticate, bearer_token, no_credentials};
 use crate::domain::User;
 use crate::error::ApiError;
 use crate::settings::{GatewayRoute, RouteAuth};
@@ -53,19 +53,10 @@ pub async fn resolve(
     if route.auth == RouteAuth::None {
         return Ok(None);
     }
-    let token = match bearer(headers) {
-        Ok(Some(token)) => token,
-        Ok(None) if route.auth == RouteAuth::Optional => return Ok(None),
-        Ok(None) => {
-            return Err(ApiError::Unauthorized {
-                invalid_token: false,
-            });
-        }
-        Err(MalformedAuthorization) => {
-            return Err(ApiError::Unauthorized {
-                invalid_token: true,
-            });
-        }
+    let token = match bearer_token(headers)? {
+        Some(token) => token,
+        None if route.auth == RouteAuth::Optional => return Ok(None),
+        None => return Err(no_credentials()),
     };
     let caller = if api_key::is_api_key(token) {
         let Some(scope) = route.scope else {

@@ -3,11 +3,12 @@
 //!
 //! Requests: hop-by-hop headers (RFC 9110 §7.6.1, and any named in
 //! `Connection`) are removed, except the `Upgrade` handshake on a
-//! WebSocket route; so are the client's `Forwarded`, `X-Forwarded-*` and
-//! `X-Real-IP` (Palisade sets `X-Forwarded-For`, `-Proto` and `-Host`
-//! from what it trusts itself), and `Authorization` unless
-//! `gateway.forward_authorization` is on. `X-Request-Id` (set by the
-//! stack) carries Palisade's request id.
+//! WebSocket route; so are the client's `Forwarded`, every
+//! `X-Forwarded-*`, `X-Real-IP`, `X-Original-URL` and `X-Rewrite-URL`
+//! (Palisade sets `X-Forwarded-For`, `-Proto` and `-Host` from what it
+//! trusts itself), and `Authorization` unless
+//! `gateway.forward_authorization` is on. `X-Request-Id` carries
+//! Palisade's request id.
 //!
 //! Answers: hop-by-hop headers, `Server` and `X-Powered-By` are removed,
 //! and so is any `Access-Control-*` header: CORS is Palisade's allowlist,
@@ -74,6 +75,9 @@ pub struct Origin<'a> {
     /// `https` or `http`.
     pub proto: &'static str,
     pub host: Option<&'a HeaderValue>,
+    /// Palisade's request id, set again after the hop-by-hop removal (a
+    /// client's `Connection: x-request-id` would remove it).
+    pub request_id: Option<&'a HeaderValue>,
 }
 
 /// Rewrites a request's headers for the upstream.
@@ -88,15 +92,36 @@ pub fn request(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     }
-    for name in [
-        &header::FORWARDED,
-        &X_FORWARDED_FOR,
-        &X_FORWARDED_PROTO,
-        &X_FORWARDED_HOST,
-    ] {
+    // Every header a proxy is trusted to set: `Forwarded`, all of
+    // `X-Forwarded-*` (`-User`, `-Email`, `-Prefix`... are trusted by some
+    // applications), `X-Real-IP`, and the path overrides some frameworks
+    // honour (`X-Original-URL`, `X-Rewrite-URL`).
+    let proxied: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-forwarded-"))
+        .cloned()
+        .collect();
+    for name in proxied {
+        headers.remove(&name);
+    }
+    for name in ["forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"] {
         headers.remove(name);
     }
-    headers.remove("x-real-ip");
+    // HTTP/2 clients may split cookies over many fields; an HTTP/1.1
+    // request carries them in one, joined by "; " (RFC 9113 §8.2.3).
+    if headers.get_all(header::COOKIE).iter().nth(1).is_some() {
+        let joined: Vec<&[u8]> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+            headers.insert(header::COOKIE, value);
+        }
+    }
+    if let Some(id) = origin.request_id {
+        headers.insert(crate::http::request_id::X_REQUEST_ID.clone(), id.clone());
+    }
     if !forward_authorization {
         headers.remove(header::AUTHORIZATION);
     }
@@ -144,22 +169,49 @@ pub fn response(headers: &mut HeaderMap, switching: bool) {
     }
 }
 
-/// Why a path is not forwarded: a `.` or `..` segment, an empty segment,
-/// a backslash, or an encoded `/`, `\` or `.` where the upstream may
-/// decode it. Such paths can mean one thing to the route table and
-/// another to the upstream (`/public/../admin`), so they are refused.
+/// Why a path is not forwarded. The route table matches the path's
+/// bytes; an application may first decode, resolve or re-read it, and a
+/// path that means one thing to the table and another to the application
+/// (`/public/%2e%2e/admin`, `/public/..;/admin`, `/%61dmin`) would pass
+/// one route's rules to reach another's. Refused: a path not starting
+/// with `/`; `.` and `..` segments, also before a `;` (Tomcat, Spring);
+/// empty segments; backslashes; any percent-escape of a character that
+/// needs none (letters, digits, `-._~`), of `/`, `\`, `%` or NUL, IIS's
+/// `%u`, and a malformed escape.
 pub fn unsafe_path(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("no leading `/`");
+    }
     if path.contains('\\') {
         return Some("a backslash");
     }
-    let lower = path.to_ascii_lowercase();
-    if ["%2f", "%5c", "%2e", "%00"]
-        .iter()
-        .any(|enc| lower.contains(enc))
-    {
-        return Some("an encoded `/`, `\\`, `.` or NUL");
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+            let (Some(hi), Some(lo)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+                return Some("a malformed or `%u` percent-escape");
+            };
+            let decoded = (hi * 16 + lo) as u8;
+            if decoded.is_ascii_alphanumeric()
+                || matches!(decoded, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | b'%' | 0)
+            {
+                return Some(
+                    "a percent-escape of a character that needs none, or of `/`, `\\`, `%` or NUL",
+                );
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
     }
-    if path.len() > 1 && path[1..].split('/').any(|s| s == "." || s == "..") {
+    if path.len() > 1
+        && path[1..].split('/').any(|s| {
+            let s = s.split(';').next().unwrap_or(s);
+            s == "." || s == ".."
+        })
+    {
         return Some("a `.` or `..` segment");
     }
     if path.contains("//") {
@@ -182,6 +234,16 @@ mod tests {
             "/public/%2E./admin",
             "/public/..%2fadmin",
             "/public/x%2Fy",
+            "/public/..;/admin",
+            "/public/.;x/y",
+            "/%61dmin/users",
+            "/public/%41",
+            "/public/%252e",
+            "/public/%u002e",
+            "/public/%zz",
+            "/public/%2",
+            "example.com",
+            "",
             "/public\\..\\admin",
             "//admin",
             "/public//x",
@@ -189,7 +251,15 @@ mod tests {
         ] {
             assert!(unsafe_path(bad).is_some(), "{bad}");
         }
-        for good in ["/", "/public/x", "/a.b/c..d/.e", "/x%20y", "/app/"] {
+        for good in [
+            "/",
+            "/public/x",
+            "/a.b/c..d/.e",
+            "/x%20y",
+            "/app/",
+            "/a;b=c/d",
+            "/caf%C3%A9",
+        ] {
             assert_eq!(unsafe_path(good), None, "{good}");
         }
     }

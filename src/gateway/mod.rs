@@ -38,11 +38,14 @@ use crate::auth::signing::SigningKeys;
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::http::upstream::{FromUpstream, RouteLabel};
-use crate::settings::{GatewayRoute, GatewaySettings, Settings};
+use crate::settings::{AllowedOrigins, GatewayRoute, GatewaySettings, Settings};
 use crate::telemetry::prom::{
     GATEWAY_UPSTREAM_DURATION as UPSTREAM_DURATION, GATEWAY_UPSTREAM_ERRORS as UPSTREAM_ERRORS,
 };
 use identity::Identities;
+
+/// The longest readiness probe of the upstream.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
@@ -58,6 +61,10 @@ pub struct Gateway {
     authn: Authn,
     /// `X-Forwarded-Proto` when no trusted proxy says otherwise.
     proto: &'static str,
+    /// `X-Forwarded-Host`: `server.public_url`'s host, when it is set.
+    public_host: Option<http::HeaderValue>,
+    /// Where WebSocket handshakes may come from (`cors.allowed_origins`).
+    origins: AllowedOrigins,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -106,6 +113,20 @@ impl Gateway {
             identities: Identities::new(identity_keys, settings.auth.issuer.clone(), audience),
             authn,
             proto,
+            public_host: settings
+                .server
+                .public_url
+                .as_deref()
+                .and_then(|u| Url::parse(u).ok())
+                .and_then(|u| {
+                    let host = u.host_str()?.to_owned();
+                    let host = match u.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host,
+                    };
+                    http::HeaderValue::from_str(&host).ok()
+                }),
+            origins: settings.cors.allowed_origins.clone(),
         }))
     }
 
@@ -127,9 +148,24 @@ impl Gateway {
         Ok(Uri::try_from(format!("{base}{path_and_query}"))?)
     }
 
+    /// Whether a WebSocket handshake's `Origin` is allowed: none (not a
+    /// browser), or one of `cors.allowed_origins`.
+    fn origin_allowed(&self, headers: &http::HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        match &self.origins {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list
+                .iter()
+                .any(|o| o.as_bytes().eq_ignore_ascii_case(origin.as_bytes())),
+        }
+    }
+
     /// Whether the upstream accepts a TCP connection within the connect
-    /// timeout (readiness: a cheap probe with no request the application
-    /// would see).
+    /// timeout, at most half a second (readiness: a cheap probe with no
+    /// request the application would see, short enough for an
+    /// orchestrator's one-second probe).
     pub async fn probe(&self) -> bool {
         let Some(host) = self.upstream.host_str() else {
             return false;
@@ -140,7 +176,7 @@ impl Gateway {
         };
         matches!(
             tokio::time::timeout(
-                self.settings.connect_timeout,
+                self.settings.connect_timeout.min(PROBE_TIMEOUT),
                 tokio::net::TcpStream::connect((host, port)),
             )
             .await,
@@ -153,11 +189,28 @@ impl Gateway {
     /// refusal.
     pub async fn forward(&self, mut req: Request) -> Response {
         let path = req.uri().path().to_owned();
+        if let Some(why) = headers::unsafe_path(&path) {
+            return ApiError::BadRequest(format!("The path has {why}, which is not forwarded"))
+                .into_response();
+        }
         let Some((route, label)) = self.route(&path) else {
             return ApiError::NotFound.into_response();
         };
-        if let Some(why) = headers::unsafe_path(&path) {
-            return ApiError::BadRequest(format!("The path has {why}, which is not forwarded"))
+        // A framework that routes without regard to case (Express, by
+        // default) must not reach through `/ADMIN` what `/admin/*` guards.
+        if path.bytes().any(|b| b.is_ascii_uppercase())
+            && self
+                .route(&path.to_ascii_lowercase())
+                .is_some_and(|(other, _)| !std::ptr::eq(other, route))
+        {
+            return ApiError::BadRequest(
+                "The path's letter case makes it match another gateway route; it is not forwarded"
+                    .into(),
+            )
+            .into_response();
+        }
+        if matches!(req.method(), &http::Method::CONNECT | &http::Method::TRACE) {
+            return crate::error::Problem::for_status(StatusCode::METHOD_NOT_ALLOWED)
                 .into_response();
         }
         let websocket = headers::is_websocket_upgrade(req.headers());
@@ -165,29 +218,43 @@ impl Gateway {
             return ApiError::Denied("WebSocket upgrades are not allowed on this path".into())
                 .into_response();
         }
+        if websocket && !self.origin_allowed(req.headers()) {
+            // Browsers send any page's cookies with a WebSocket handshake,
+            // and CORS does not apply to it (RFC 6455 §10.2).
+            return ApiError::Denied(
+                "WebSocket connections are not allowed from this origin".into(),
+            )
+            .into_response();
+        }
         let caller = match caller::resolve(&self.authn, route, req.headers()).await {
             Ok(caller) => caller,
             Err(refusal) => return refusal.into_response(),
         };
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        // The public host when one is configured, so an application that
+        // builds absolute URLs from `X-Forwarded-Host` cannot be handed a
+        // client's `Host`; else the request's own.
+        let host = self.public_host.clone().or_else(|| {
+            parts.headers.get(header::HOST).cloned().or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+            })
+        });
+        let request_id = parts
+            .extensions
+            .get::<crate::http::request_id::RequestId>()
+            .map(|id| id.0.clone());
         let origin = headers::Origin {
             client: parts.extensions.get::<ClientIp>().map(|c| c.addr),
             proto: match parts.extensions.get::<ClientIp>() {
                 Some(c) if c.plain_http => "http",
                 _ => self.proto,
             },
-            host: parts.headers.get(header::HOST),
-        };
-        let host = origin.host.cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-        });
-        let origin = headers::Origin {
             host: host.as_ref(),
-            ..origin
+            request_id: request_id.as_ref(),
         };
         let mut out = http::HeaderMap::new();
         std::mem::swap(&mut out, &mut parts.headers);
@@ -198,15 +265,6 @@ impl Gateway {
             self.settings.forward_authorization,
         );
         out.remove(header::HOST);
-        let method = parts.method.as_str().to_owned();
-        if let Err(e) = self
-            .identities
-            .stamp(&mut out, caller.as_ref(), &method, &path)
-        {
-            tracing::error!(error = %e, "gateway: no identity key can sign");
-            return ApiError::Unavailable("The identity signer is unavailable".into())
-                .into_response();
-        }
         let uri = match self.upstream_uri(&parts.uri) {
             Ok(uri) => uri,
             Err(_) => {
@@ -214,6 +272,17 @@ impl Gateway {
                     .into_response();
             }
         };
+        // `htu` is the path the application receives (its base path
+        // included).
+        let method = parts.method.as_str().to_owned();
+        if let Err(e) = self
+            .identities
+            .stamp(&mut out, caller.as_ref(), &method, uri.path())
+        {
+            tracing::error!(error = %e, "gateway: no identity key can sign");
+            return ApiError::Unavailable("The identity signer is unavailable".into())
+                .into_response();
+        }
         let mut upstream_req = http::Request::new(body);
         *upstream_req.method_mut() = parts.method;
         *upstream_req.uri_mut() = uri;
@@ -238,9 +307,16 @@ impl Gateway {
                 );
             }
         };
-        metrics::histogram!(UPSTREAM_DURATION, "route" => label)
+        metrics::histogram!(UPSTREAM_DURATION, "route" => label.clone())
             .record(started.elapsed().as_secs_f64());
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching && client_upgrade.is_none() {
+            count_error(&label, "protocol");
+            return upstream_problem(
+                StatusCode::BAD_GATEWAY,
+                "The upstream application gave no valid answer",
+            );
+        }
         let upstream_upgrade = switching.then(|| hyper::upgrade::on(&mut response));
         let (mut parts, body) = response.into_parts();
         headers::response(&mut parts.headers, switching);

@@ -121,8 +121,9 @@ fn nul_path(value: &serde_json::Value, path: &str) -> Option<String> {
     }
 }
 
-/// Parses JSON, telling malformed input (400) from a wrong shape (422) and
-/// refusing a NUL anywhere in it (422, naming the field).
+/// Parses a JSON object, telling malformed input (400) from a wrong shape
+/// (422: anything but an object, or fields that do not fit) and refusing
+/// a NUL anywhere in it (422, naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if json_has_nul(bytes) {
         // Rare: parse again only to name the field.
@@ -132,6 +133,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::Validation(vec![FieldError::new(
             field,
             NUL_MESSAGE,
+        )]));
+    }
+    // Every body Palisade takes is an object. serde would also read a
+    // struct from an array of its fields in order (`["New Name", null]`
+    // as a profile patch), a shape no client means and no document says.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+            return Err(ApiError::BadRequest("The body is not valid JSON".into()));
+        }
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "",
+            "The body must be a JSON object",
         )]));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -51,6 +51,8 @@ pub async fn layer(req: Request, next: Next) -> Response {
     let rendered = Problem::for_status(status).into_response();
     let (new_parts, body) = rendered.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
+    // The new body is not the old one's encoding (an upstream's gzip).
+    parts.headers.remove(header::CONTENT_ENCODING);
     for (name, value) in &new_parts.headers {
         parts.headers.insert(name.clone(), value.clone());
     }

@@ -46,11 +46,17 @@ impl GatewaySettings {
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
     }
 
-    /// The route for `path`: an exact pattern, else the longest prefix.
+    /// The route for `path`: an exact pattern (which also takes the path
+    /// with a trailing `/`, as most frameworks do), else the longest
+    /// prefix.
     pub fn route_for(&self, path: &str) -> Option<&GatewayRoute> {
+        let bare = match path.strip_suffix('/') {
+            Some(bare) if !bare.is_empty() => bare,
+            _ => path,
+        };
         self.routes
             .iter()
-            .find(|r| matches!(&r.pattern, RoutePattern::Exact(p) if p == path))
+            .find(|r| matches!(&r.pattern, RoutePattern::Exact(p) if p == path || p == bare))
             .or_else(|| {
                 self.routes
                     .iter()
@@ -135,7 +141,7 @@ impl RoutePattern {
         }
     }
 
-    /// The pattern as written; also its metrics and rate-limit label.
+    /// The pattern's path, without a prefix's `/*`.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Exact(p) | Self::Prefix(p) => p,
@@ -428,6 +434,7 @@ mod tests {
         };
         let found = |p: &str| settings.route_for(p).unwrap().pattern.to_text();
         assert_eq!(found("/app/x"), "/app/x");
+        assert_eq!(found("/app/x/"), "/app/x");
         assert_eq!(found("/app/admin/users"), "/app/admin/*");
         assert_eq!(found("/app/y"), "/app/*");
         assert_eq!(found("/other"), "/*");

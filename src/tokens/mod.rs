@@ -275,7 +275,7 @@ pub async fn password_login(
     state.throttle.success(&backoff_key).await;
     audit::record(&state.db, Event::LoginSuccess, ctx, Some(&user.id), None).await?;
     let tokens = start_session(state, ctx, &user, &["pwd"]).await?;
-    notices::after_login(state, &user, ctx);
+    notices::after_login(state, &user, ctx).await;
     Ok(tokens)
 }
 
@@ -353,7 +353,7 @@ pub async fn mfa_login(
     )
     .await?;
     let tokens = start_session(state, ctx, &user, &["pwd", proof.amr()]).await?;
-    notices::after_login(state, &user, ctx);
+    notices::after_login(state, &user, ctx).await;
     Ok(tokens)
 }
 

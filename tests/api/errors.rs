@@ -188,3 +188,69 @@ async fn shutdown_drains_a_request_in_flight() {
         "no longer accepting"
     );
 }
+
+/// Every operation whose body is JSON refuses anything but an object with
+/// 422 and changes nothing. serde alone would read a struct from an
+/// array of its fields in order: `PATCH /profile ["New Name", null]`
+/// renamed the caller.
+#[tokio::test]
+async fn every_json_body_must_be_an_object() {
+    let app = spawn_app(&[]).await;
+    let token = crate::helpers::make_admin(&app, "arrayadmin").await;
+    let admin: serde_json::Value = app.get_profile(&token).await.json().await.unwrap();
+    let document: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation["requestBody"]["content"]
+                .get("application/json")
+                .is_none()
+            {
+                continue;
+            }
+            let url = app.url(&path.replace("{user_id}", admin["id"].as_str().unwrap()));
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for body in [r#"["New Name", null]"#, "[]", r#""text""#, "42", "null"] {
+                let response = app
+                    .client
+                    .request(method.clone(), &url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let problem = response.json::<serde_json::Value>().await.unwrap();
+                assert_eq!(status, 422, "{method} {path} {body}: {problem}");
+                assert_eq!(
+                    problem["errors"][0]["message"], "The body must be a JSON object",
+                    "{method} {path} {body}: {problem}"
+                );
+            }
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    assert!(checked.len() >= 15, "{checked:?}");
+    // Malformed JSON stays a 400, whatever it starts with.
+    let response = app
+        .client
+        .patch(app.url("/profile"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("[1,")
+        .send()
+        .await
+        .unwrap();
+    problem(response, 400).await;
+    let profile: serde_json::Value = app.get_profile(&token).await.json().await.unwrap();
+    assert_eq!(profile["name"], admin["name"], "{profile}");
+}

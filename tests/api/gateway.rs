@@ -11,29 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, bounded, output_of, problem, spawn_app};
+use crate::helpers::{
+    TestApp, bounded, free_port, make_admin, output_of, problem, spawn_app, venv_python,
+};
 
 /// The application's python (its venv, made once).
 fn python() -> String {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/fastapi-upstream/setup.sh"
-    );
-    let out = Command::new("bash").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "the FastAPI example's venv: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    venv_python("examples/fastapi-upstream/setup.sh", "the FastAPI example")
 }
 
 /// The FastAPI application under uvicorn; stopped when dropped.
@@ -113,31 +97,25 @@ impl Upstream {
         }
     }
 
-    /// How many requests the application has seen on `path`.
-    async fn seen(&self, path: &str) -> u64 {
-        let counts: Value = self
-            .client
+    /// What the application has seen: `{"total": n, "paths": {path: n}}`.
+    async fn counts(&self) -> Value {
+        self.client
             .get(format!("{}/_count", self.base()))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
-        counts["paths"][path].as_u64().unwrap_or(0)
+            .unwrap()
+    }
+
+    /// How many requests the application has seen on `path`.
+    async fn seen(&self, path: &str) -> u64 {
+        self.counts().await["paths"][path].as_u64().unwrap_or(0)
     }
 
     async fn total(&self) -> u64 {
-        let counts: Value = self
-            .client
-            .get(format!("{}/_count", self.base()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        counts["total"].as_u64().unwrap()
+        self.counts().await["total"].as_u64().unwrap()
     }
 }
 
@@ -160,6 +138,8 @@ fn routes() -> String {
         {"path": "/download", "auth": "none"},
         {"path": "/slow", "auth": "none"},
         {"path": "/ws/*", "auth": "optional", "websocket": true},
+        {"path": "/app/*", "auth": "optional"},
+        {"path": "/app/private/*", "auth": "required", "role": "admin"},
     ])
     .to_string()
 }
@@ -191,16 +171,6 @@ async fn get(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Respons
         request = request.bearer_auth(token);
     }
     request.send().await.unwrap()
-}
-
-async fn make_admin(app: &TestApp, username: &str) -> String {
-    let user = app.register(username).await;
-    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
-        .bind(user["id"].as_str().unwrap())
-        .execute(app.db())
-        .await
-        .unwrap();
-    app.login(username).await.access_token
 }
 
 async fn api_key(app: &TestApp, token: &str, scopes: &[&str]) -> String {
@@ -269,9 +239,25 @@ async fn the_gateway_forwards_only_what_its_route_table_allows_and_who_is_callin
         "/public/..%2Fadmin/users",
         "/public/../admin/users",
         "/public//x",
+        // Tomcat's and Spring's `..;`, a letter escaped for a framework
+        // that decodes before routing, a double escape.
+        "/public/..;/admin/users",
+        "/%61dmin/users",
+        "/public/%252e%252e/admin",
+        // Another route's rules by letter case (Express ignores it).
+        "/app/PRIVATE/x",
     ] {
         assert_eq!(raw_status(&app, target), 400, "{target}");
     }
+    let trace = app
+        .client
+        .request(reqwest::Method::TRACE, app.url("/public/hello"))
+        .send()
+        .await
+        .unwrap();
+    problem(trace, 405).await;
+    // An exact pattern also takes the path with a trailing `/`.
+    problem(get(&app, "/api/data/", None).await, 401).await;
     assert_eq!(
         upstream.total().await,
         before,
@@ -313,6 +299,9 @@ async fn the_gateway_forwards_only_what_its_route_table_allows_and_who_is_callin
             .header("X-Palisade-Role", "super_admin")
             .header("X-Palisade-Identity", "forged")
             .header("X-Forwarded-For", "203.0.113.9")
+            .header("X-Forwarded-User", "admin")
+            .header("X-Original-URL", "/admin/users")
+            .header("Connection", "x-request-id")
     };
     let seen: Value = spoofed(app.client.get(app.url("/whoami")))
         .send()
@@ -328,6 +317,9 @@ async fn the_gateway_forwards_only_what_its_route_table_allows_and_who_is_callin
         "{names:?}"
     );
     assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert!(seen["headers"].get("x-forwarded-user").is_none(), "{seen}");
+    assert!(seen["headers"].get("x-original-url").is_none(), "{seen}");
+    assert!(seen["headers"].get("x-request-id").is_some(), "{seen}");
     let response = spoofed(app.client.get(app.url("/whoami")).bearer_auth(&token))
         .send()
         .await
@@ -417,6 +409,17 @@ async fn the_gateway_forwards_only_what_its_route_table_allows_and_who_is_callin
     assert_eq!(response.status(), 422);
     assert!(response.json::<Value>().await.unwrap()["detail"].is_array());
 
+    // Made-up API keys are not a fresh per-user budget each: they are
+    // counted by address (`ai` is 10 an hour per user).
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        let fake = format!("pal_ak_{i:0>43}");
+        let response = generate(&fake).await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(&statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10], 429, "{statuses:?}");
+
     // Per-route limits: `data` is 10 a minute per address, with the IETF
     // fields; the 11th request stops at Palisade.
     let before = upstream.seen("/api/data").await;
@@ -434,16 +437,16 @@ async fn the_gateway_forwards_only_what_its_route_table_allows_and_who_is_callin
         }
         statuses.push(response.status().as_u16());
     }
-    // Four requests went before this loop, and count: the limit runs
-    // before authentication, so refused ones (two 401s, the key's 403)
+    // Five requests went before this loop, and count: the limit runs
+    // before authentication, so refused ones (three 401s, the key's 403)
     // spend the budget too.
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
-        6,
+        5,
         "{statuses:?}"
     );
     assert_eq!(statuses.last(), Some(&429));
-    assert_eq!(upstream.seen("/api/data").await, before + 6);
+    assert_eq!(upstream.seen("/api/data").await, before + 5);
 
     // Readiness names the upstream; metrics label by pattern, never by
     // the path a client sent.
@@ -526,6 +529,20 @@ async fn the_gateway_bounds_bodies_and_time_passes_websockets_and_survives_its_u
     // An invalid token is refused at the handshake, by Palisade.
     let out = ws("/ws/echo", "not.a.token").await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "refused 401");
+    // A handshake from a page of an origin not in cors.allowed_origins
+    // is refused (browsers send that page's cookies with it).
+    let response = app
+        .client
+        .get(app.url("/ws/echo"))
+        .header("Origin", "https://evil.example")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    problem(response, 403).await;
     // A route without `websocket = true` refuses the upgrade.
     let response = app
         .client
@@ -766,5 +783,86 @@ fn check_config_prints_the_route_table_and_refuses_every_problem_in_it() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `kid` in the header of a JWT.
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_identity_key_signs_and_the_application_verifies_it_from_the_jwks() {
+    let (app, _upstream) = gateway(&[("PALISADE_KEY_SET_REFRESH", "300ms")]).await;
+    app.register("gwrotate").await;
+    let token = app.login("gwrotate").await.access_token;
+    let whoami = || async {
+        let seen: Value = get(&app, "/whoami", Some(&token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(seen["identity"]["username"], "gwrotate", "{seen}");
+        kid_of(seen["headers"]["x-palisade-identity"].as_str().unwrap())
+    };
+    let first = whoami().await;
+
+    let out = crate::session_cache::cli(&app, &["keys", "rotate", "--identity", "--now"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rotated: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(rotated["purpose"], "identity");
+    assert_eq!(rotated["alg"], "EdDSA");
+    let second = rotated["rotated"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    // `keys list` shows the identity set only (HS256 access tokens).
+    let listed: Vec<Value> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{stdout}");
+    assert!(listed.iter().all(|k| k["purpose"] == "identity"));
+
+    // Within a re-read, the instance signs with the new key; the
+    // application, which has only cached the old one, fetches the JWKS
+    // again for the unknown kid and verifies.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if whoami().await == second {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new identity key never signed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let jwks: Value = get(&app, "/.well-known/jwks.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&first.as_str()) && kids.contains(&second.as_str()),
+        "{jwks}"
     );
 }

@@ -390,3 +390,40 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
     assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
     body
 }
+
+/// A port nothing listens on now (for a program the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Registers `username`, makes it an admin (in SQL: no route grants the
+/// role to oneself) and logs it in: its access token.
+pub async fn make_admin(app: &TestApp, username: &str) -> String {
+    let user = app.register(username).await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+        .bind(user["id"].as_str().unwrap())
+        .execute(app.db())
+        .await
+        .unwrap();
+    app.login(username).await.access_token
+}
+
+/// The python of a venv made by `setup` (a script under the repository
+/// that prints it), for `what`.
+pub fn venv_python(setup: &str, what: &str) -> String {
+    let script = format!("{}/{setup}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}'s venv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

@@ -5,19 +5,9 @@
 //! roots, an instance refuses the server and falls back to its own limits.
 //! The Redis is the test's own, with TLS on a second port.
 
-use std::net::TcpListener;
-
-use crate::helpers::{TEST_SECRET, TestApp, spawn_app, spawn_cluster};
+use crate::helpers::{TEST_SECRET, TestApp, free_port, spawn_app, spawn_cluster};
 use crate::postgres_tls::certificates;
 use crate::redis_server::RedisServer;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn readiness(app: &TestApp) -> serde_json::Value {
     app.get("/health/ready").await.json().await.unwrap()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_cluster};
+use crate::helpers::{PASSWORD, TestApp, make_admin, spawn_app, spawn_cluster};
 use crate::redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_palisade");
@@ -90,16 +90,6 @@ async fn cluster(redis: &RedisServer) -> Vec<TestApp> {
     .await;
     until_usable(&apps).await;
     apps
-}
-
-async fn make_admin(app: &TestApp, username: &str) -> String {
-    let user = app.register(username).await;
-    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
-        .bind(user["id"].as_str().unwrap())
-        .execute(app.db())
-        .await
-        .unwrap();
-    app.login(username).await.access_token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,6 +273,10 @@ pub(crate) async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
             "PALISADE_SIGNING_KEY_PUBLISH_DELAY",
             format!("{}ms", auth.signing_key_publish_delay.as_millis()),
         );
+    // Gateway mode: its identity key set.
+    if let Some(upstream) = &settings.gateway.upstream {
+        command.env("PALISADE_GATEWAY_UPSTREAM", upstream.as_str());
+    }
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -58,28 +58,13 @@ impl Drop for SmtpServer {
 }
 
 pub fn python() -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/setup.sh");
-    let out = Command::new("bash").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "the SMTP test server's venv: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::helpers::venv_python("tests/smtp/setup.sh", "the SMTP test server")
 }
 
 impl SmtpServer {
     pub fn start(mode: Mode, auth: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = crate::helpers::free_port();
         let mut command = Command::new(python());
         command
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/server.py"))
