@@ -366,6 +366,19 @@ async def slow(seconds: float = Query(5.0, ge=0, le=60)):
     return {"slept": seconds}
 
 
+@app.get("/stall")
+async def stall(seconds: float = Query(5.0, ge=0, le=60)):
+    """Sends the head and 1 KiB at once, then nothing for `seconds`, then
+    1 KiB more: a response whose body stalls midway."""
+
+    async def body():
+        yield b"x" * 1024
+        await asyncio.sleep(seconds)
+        yield b"y" * 1024
+
+    return StreamingResponse(body(), media_type="application/octet-stream")
+
+
 @app.get("/own-headers")
 async def own_headers():
     return JSONResponse(

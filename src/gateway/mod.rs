@@ -9,7 +9,8 @@
 //! Bodies stream both ways (nothing is buffered whole); the upstream
 //! connection pool is hyper-util's. An upstream that refuses connections
 //! is 502 at once, one that does not accept in `gateway.connect_timeout`
-//! is 503, one that does not answer in `gateway.read_timeout` is 504.
+//! is 503, one that does not answer in `gateway.read_timeout` is 504, and
+//! an answer whose body stalls for `gateway.read_timeout` is cut.
 //! WebSocket upgrades pass on the routes that allow them.
 
 mod caller;
@@ -325,7 +326,10 @@ impl Gateway {
             tokio::spawn(splice(client, upstream));
             return Response::from_parts(parts, Body::empty());
         }
-        Response::from_parts(parts, Body::new(body))
+        Response::from_parts(
+            parts,
+            Body::new(IdleTimeout::new(body, self.settings.read_timeout)),
+        )
     }
 
     /// The answer for a request the upstream did not take.
@@ -359,6 +363,63 @@ impl Gateway {
             StatusCode::BAD_GATEWAY,
             "The upstream application gave no valid answer",
         )
+    }
+}
+
+/// The upstream's answer body, cut (the client's connection is closed
+/// mid-body) when the upstream sends nothing for `limit`: a stalled
+/// upstream cannot hold a client's connection for ever.
+struct IdleTimeout<B> {
+    inner: B,
+    limit: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> IdleTimeout<B> {
+    fn new(inner: B, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl<B> http_body::Body for IdleTimeout<B>
+where
+    B: http_body::Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + self.limit;
+                self.deadline.as_mut().reset(next);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    tracing::warn!(limit = ?self.limit, "gateway: the upstream's answer stalled; cut");
+                    Poll::Ready(Some(Err("the upstream's answer stalled".into())))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

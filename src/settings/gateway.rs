@@ -211,7 +211,7 @@ impl GatewaySettings {
                 "PALISADE_GATEWAY_READ_TIMEOUT",
                 "25s",
             )
-            .help("The longest wait for the upstream's response head once the request is sent; past it the client gets 504. Keep it below `server.request_timeout`."),
+            .help("The longest wait for the upstream's response head from when the request starts being sent (past it the client gets 504), and the longest silence inside the answer's body (past it the answer is cut). Keep it below `server.request_timeout`."),
         )?;
         let upstream_ca_file = r
             .text(

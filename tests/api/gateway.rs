@@ -137,6 +137,7 @@ fn routes() -> String {
         {"path": "/upload", "auth": "required"},
         {"path": "/download", "auth": "none"},
         {"path": "/slow", "auth": "none"},
+        {"path": "/stall", "auth": "none"},
         {"path": "/ws/*", "auth": "optional", "websocket": true},
         {"path": "/app/*", "auth": "optional"},
         {"path": "/app/private/*", "auth": "required", "role": "admin"},
@@ -504,6 +505,15 @@ async fn the_gateway_bounds_bodies_and_time_passes_websockets_and_survives_its_u
     assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1"));
     // Fast enough: answered.
     assert_eq!(get(&app, "/slow?seconds=0.1", None).await.status(), 200);
+    // A body that stalls midway is cut after the read timeout too: the
+    // head and the first KiB arrive, then the connection closes.
+    let started = Instant::now();
+    let response = get(&app, "/stall?seconds=5", None).await;
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await;
+    assert!(body.is_err(), "a stalled body was not cut: {body:?}");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
 
     // WebSocket through a route that allows it, with the identity.
     let ws = |path: &str, token: &str| {
@@ -865,4 +875,45 @@ async fn a_rotated_identity_key_signs_and_the_application_verifies_it_from_the_j
         kids.contains(&first.as_str()) && kids.contains(&second.as_str()),
         "{jwks}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_accepts_no_connection_in_time_is_503() {
+    // A listener that never accepts, its queue filled: the kernel drops
+    // the next SYN, so a connection to it neither succeeds nor fails.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    while let Ok(Ok(stream)) = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    {
+        held.push(stream);
+        assert!(held.len() < 64, "the accept queue never filled");
+    }
+    let upstream = format!("http://{addr}");
+    let app = spawn_app(&[
+        ("PALISADE_GATEWAY_UPSTREAM", upstream.as_str()),
+        (
+            "PALISADE_GATEWAY_ROUTES",
+            r#"[{"path": "/x", "auth": "none"}]"#,
+        ),
+        ("PALISADE_GATEWAY_CONNECT_TIMEOUT", "500ms"),
+    ])
+    .await;
+    let started = Instant::now();
+    let response = get(&app, "/x", None).await;
+    let waited = started.elapsed();
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body = problem(response, 503).await;
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1"));
+    let ready: Value = get(&app, "/health/ready", None).await.json().await.unwrap();
+    assert_eq!(ready["checks"]["upstream"], "down");
+    drop(held);
+    drop(listener);
 }
