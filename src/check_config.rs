@@ -9,22 +9,19 @@ use crate::settings::{RoutePattern, Settings};
 
 /// Prints the report and returns the exit code.
 pub fn run(settings: &Settings) -> ExitCode {
+    let conflicts = routes::table::gateway_conflicts(settings);
+    let mut problems = conflicts.unreachable;
     if let Err(unknown) = RateLimiter::from_settings(
         &settings.rate_limit,
         &settings.gateway,
         &routes::route_keys(),
     ) {
-        eprintln!("palisade: the settings have {} problem(s):", unknown.len());
-        for u in unknown {
-            eprintln!("  - {u}");
-        }
-        return ExitCode::from(2);
+        problems.extend(unknown.iter().map(ToString::to_string));
     }
-    let shadowed = routes::table::gateway_shadowed(settings);
-    if !shadowed.is_empty() {
-        eprintln!("palisade: the settings have {} problem(s):", shadowed.len());
-        for s in shadowed {
-            eprintln!("  - {s}");
+    if !problems.is_empty() {
+        eprintln!("palisade: the settings have {} problem(s):", problems.len());
+        for p in problems {
+            eprintln!("  - {p}");
         }
         return ExitCode::from(2);
     }
@@ -32,7 +29,7 @@ pub fn run(settings: &Settings) -> ExitCode {
     print!("{}", settings.to_redacted_toml());
     print_gateway_table(settings);
     let mut warnings = settings.warnings();
-    warnings.extend(routes::table::gateway_overlaps(settings));
+    warnings.extend(conflicts.covering);
     if !warnings.is_empty() {
         eprintln!();
         for w in &warnings {

@@ -58,9 +58,9 @@ struct Tls {
 /// Builds the shared state: database (migrated), keys, hashing pool,
 /// limiter. Used by `serve` and by the operator commands.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
-    let shadowed = routes::table::gateway_shadowed(&settings);
-    if !shadowed.is_empty() {
-        anyhow::bail!(shadowed.join("; "));
+    let unreachable = routes::table::gateway_conflicts(&settings).unreachable;
+    if !unreachable.is_empty() {
+        anyhow::bail!(unreachable.join("; "));
     }
     let secret = signing_secret(&settings)?;
     let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
@@ -94,9 +94,10 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         tokens: Arc::clone(&tokens),
         sessions: sessions.clone(),
     };
+    let resolver_authn = authn.clone();
     let limiter = limiter.with_subject_resolver(Arc::new(move |headers| {
         let token = bearer(headers).ok().flatten().map(str::to_owned);
-        let authn = authn.clone();
+        let authn = resolver_authn.clone();
         Box::pin(async move {
             let token = token?;
             if crate::auth::api_key::is_api_key(&token) {
@@ -142,11 +143,6 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             .await
             .context("the gateway's identity key set")?;
         let keys = Arc::new(keys);
-        let authn = Authn {
-            db: db.clone(),
-            tokens: Arc::clone(&tokens),
-            sessions: sessions.clone(),
-        };
         let gateway = Gateway::new(&settings, authn, Arc::clone(&keys))?.map(Arc::new);
         (Some(keys), gateway)
     } else {

@@ -54,6 +54,18 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes every header whose (lower-case) name starts with `prefix`.
+pub fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(prefix))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(&name);
+    }
+}
+
 /// Whether the request asks to switch to WebSocket (RFC 6455 §4.1).
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let has_token = |name: &HeaderName, token: &str| {
@@ -96,14 +108,7 @@ pub fn request(
     // `X-Forwarded-*` (`-User`, `-Email`, `-Prefix`... are trusted by some
     // applications), `X-Real-IP`, and the path overrides some frameworks
     // honour (`X-Original-URL`, `X-Rewrite-URL`).
-    let proxied: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("x-forwarded-"))
-        .cloned()
-        .collect();
-    for name in proxied {
-        headers.remove(&name);
-    }
+    remove_prefixed(headers, "x-forwarded-");
     for name in ["forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"] {
         headers.remove(name);
     }
@@ -151,14 +156,7 @@ pub fn response(headers: &mut HeaderMap, switching: bool) {
     remove_hop_by_hop(headers);
     headers.remove(header::SERVER);
     headers.remove("x-powered-by");
-    let cors: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for name in cors {
-        headers.remove(&name);
-    }
+    remove_prefixed(headers, "access-control-");
     if let Some((connection, upgrade)) = upgrade {
         if let Some(v) = connection {
             headers.insert(header::CONNECTION, v);

@@ -17,6 +17,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 
 use super::caller::Caller;
+use crate::auth::jwt::TokenError;
 use crate::auth::signing::{IDENTITY_TTL, SigningKeys};
 
 /// The `typ` of an identity token.
@@ -76,15 +77,8 @@ impl Identities {
         caller: Option<&Caller>,
         method: &str,
         path: &str,
-    ) -> Result<(), jsonwebtoken::errors::Error> {
-        let theirs: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| name.as_str().starts_with(PREFIX))
-            .cloned()
-            .collect();
-        for name in theirs {
-            headers.remove(&name);
-        }
+    ) -> Result<(), TokenError> {
+        super::headers::remove_prefixed(headers, PREFIX);
         let Some(caller) = caller else {
             return Ok(());
         };
@@ -107,17 +101,9 @@ impl Identities {
         Ok(())
     }
 
-    fn sign(
-        &self,
-        caller: &Caller,
-        method: &str,
-        path: &str,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    fn sign(&self, caller: &Caller, method: &str, path: &str) -> Result<String, TokenError> {
         let now_ms = crate::storage::now_ms();
-        let signer = self
-            .keys
-            .signer(now_ms)
-            .ok_or(jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey)?;
+        let signer = self.keys.signer(now_ms).ok_or(TokenError::NoSigningKey)?;
         let now = u64::try_from(now_ms / 1000).unwrap_or(0);
         let claims = Claims {
             iss: &self.issuer,
@@ -137,6 +123,6 @@ impl Identities {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TYP.to_owned());
         header.kid = Some(signer.kid);
-        jsonwebtoken::encode(&header, &claims, &signer.key)
+        Ok(jsonwebtoken::encode(&header, &claims, &signer.key)?)
     }
 }

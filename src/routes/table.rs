@@ -24,50 +24,44 @@ fn own_paths(own: &[String]) -> Vec<&str> {
     paths
 }
 
-/// Exact gateway patterns that Palisade's own routes answer: they can
-/// never be forwarded.
-pub fn gateway_shadowed(settings: &Settings) -> Vec<String> {
-    let own = super::mounted_route_keys(settings);
-    let paths = own_paths(&own);
-    settings
-        .gateway
-        .routes
-        .iter()
-        .filter_map(|r| match &r.pattern {
-            RoutePattern::Exact(p) => paths
-                .iter()
-                .find(|own| template_matches(own, p))
-                .map(|own| format!("gateway.routes: {p} is Palisade's own route {own}, which always answers first: the pattern can never match")),
-            RoutePattern::Prefix(_) => None,
-        })
-        .collect()
+/// How the gateway's patterns meet Palisade's own routes.
+#[derive(Debug, Default)]
+pub struct Conflicts {
+    /// Exact patterns an own route answers: they can never be forwarded
+    /// (refused).
+    pub unreachable: Vec<String>,
+    /// Prefixes that also cover own routes: allowed (the own routes answer
+    /// first), but worth a look (warnings).
+    pub covering: Vec<String>,
 }
 
-/// Prefix patterns that cover some of Palisade's own routes: allowed
-/// (the own routes answer first), but worth a look.
-pub fn gateway_overlaps(settings: &Settings) -> Vec<String> {
+/// The conflicts of `settings`' gateway table with the routes it mounts.
+pub fn gateway_conflicts(settings: &Settings) -> Conflicts {
     let own = super::mounted_route_keys(settings);
     let paths = own_paths(&own);
-    settings
-        .gateway
-        .routes
-        .iter()
-        .filter_map(|r| match &r.pattern {
+    let mut out = Conflicts::default();
+    for route in &settings.gateway.routes {
+        match &route.pattern {
+            RoutePattern::Exact(p) => {
+                if let Some(own) = paths.iter().find(|own| template_matches(own, p)) {
+                    out.unreachable.push(format!("gateway.routes: {p} is Palisade's own route {own}, which always answers first: the pattern can never match"));
+                }
+            }
             RoutePattern::Prefix(_) => {
                 let covered: Vec<&str> = paths
                     .iter()
                     .copied()
-                    .filter(|own| r.pattern.matches(own))
+                    .filter(|own| route.pattern.matches(own))
                     .collect();
-                (!covered.is_empty()).then(|| {
-                    format!(
+                if !covered.is_empty() {
+                    out.covering.push(format!(
                         "gateway.routes: {} also covers Palisade's own {}, which answer first and are not forwarded",
-                        r.pattern.to_text(),
+                        route.pattern.to_text(),
                         covered.join(", ")
-                    )
-                })
+                    ));
+                }
             }
-            RoutePattern::Exact(_) => None,
-        })
-        .collect()
+        }
+    }
+    out
 }

@@ -46,23 +46,29 @@ impl GatewaySettings {
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
     }
 
-    /// The route for `path`: an exact pattern (which also takes the path
-    /// with a trailing `/`, as most frameworks do), else the longest
-    /// prefix.
+    /// The route for `path` ([`route_index`](Self::route_index)).
     pub fn route_for(&self, path: &str) -> Option<&GatewayRoute> {
+        self.route_index(path).map(|i| &self.routes[i])
+    }
+
+    /// The position in `routes` of the route for `path`: an exact pattern
+    /// (which also takes the path with a trailing `/`, as most frameworks
+    /// do), else the longest prefix.
+    pub fn route_index(&self, path: &str) -> Option<usize> {
         let bare = match path.strip_suffix('/') {
             Some(bare) if !bare.is_empty() => bare,
             _ => path,
         };
-        self.routes
-            .iter()
-            .find(|r| matches!(&r.pattern, RoutePattern::Exact(p) if p == path || p == bare))
+        let routes = self.routes.iter().enumerate();
+        routes
+            .clone()
+            .find(|(_, r)| matches!(&r.pattern, RoutePattern::Exact(p) if p == path || p == bare))
             .or_else(|| {
-                self.routes
-                    .iter()
-                    .filter(|r| r.pattern.matches(path))
-                    .max_by_key(|r| r.pattern.as_str().len())
+                routes
+                    .filter(|(_, r)| r.pattern.matches(path))
+                    .max_by_key(|(_, r)| r.pattern.as_str().len())
             })
+            .map(|(i, _)| i)
     }
 }
 

@@ -18,7 +18,7 @@ async fn make(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
         .unwrap()
 }
 
-async fn key(app: &TestApp, token: &str, scopes: &[&str]) -> Value {
+pub(crate) async fn key(app: &TestApp, token: &str, scopes: &[&str]) -> Value {
     let response = make(app, token, &json!({"name": "ci", "scopes": scopes})).await;
     assert_eq!(response.status(), 201);
     response.json().await.unwrap()

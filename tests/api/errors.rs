@@ -198,15 +198,7 @@ async fn every_json_body_must_be_an_object() {
     let app = spawn_app(&[]).await;
     let token = crate::helpers::make_admin(&app, "arrayadmin").await;
     let admin: serde_json::Value = app.get_profile(&token).await.json().await.unwrap();
-    let document: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
     let mut checked = Vec::new();
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
